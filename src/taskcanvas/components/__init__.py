@@ -1,0 +1,54 @@
+"""The built-in component types, by ragflow ``component_name``.
+
+:func:`builtin_registry` is the explicit table; plug-ins add theirs through the
+``taskcanvas.components`` entry point group. Types ragflow has that taskcanvas does not run
+yet are named with the reason, so a canvas using them fails validation saying so.
+"""
+
+from __future__ import annotations
+
+from taskcanvas.components.begin import Begin
+from taskcanvas.components.exit_loop import ExitLoop
+from taskcanvas.components.fillup import UserFillUp
+from taskcanvas.components.iteration import Iteration
+from taskcanvas.components.iteration_item import IterationItem
+from taskcanvas.components.loop import Loop
+from taskcanvas.components.loop_item import LoopItem
+from taskcanvas.components.message import Message
+from taskcanvas.components.switch import Switch
+from taskcanvas.runtime.component import Component
+from taskcanvas.runtime.registry import Registry
+
+__all__ = ["BUILTIN_COMPONENTS", "builtin_registry"]
+
+BUILTIN_COMPONENTS: tuple[type[Component], ...] = (
+    Begin, UserFillUp, Message, Switch,
+    Iteration, IterationItem, Loop, LoopItem, ExitLoop,
+)
+
+_MODELS_AND_TOOLS = (
+    "is not available yet: taskcanvas runs it once models and tools land "
+    "(LLM, Agent, Categorize, Retrieval and the tools)"
+)
+_DOCUMENTS = "is not available yet: document, spreadsheet and browser components come later"
+_LEGACY = "is a ragflow v1 type that ragflow itself no longer loads; re-save the canvas in ragflow's current editor"
+
+UNAVAILABLE: dict[str, str] = {
+    **{name: _MODELS_AND_TOOLS for name in (
+        "LLM", "Agent", "Categorize", "Retrieval", "CodeExec", "TavilySearch", "TavilyExtract", "DuckDuckGo",
+        "Google", "GoogleScholar", "Wikipedia", "PubMed", "ArXiv", "GitHub", "SearXNG", "KeenableSearch",
+        "QueritSearch", "QueritContents", "BGPT", "Crawler", "DeepL", "QWeather", "AkShare", "YahooFinance",
+        "WenCai", "Jin10", "TuShare", "Email", "ExeSQL", "MCP", "Bing",
+    )},
+    **{name: _DOCUMENTS for name in ("DocGenerator", "DocsGenerator", "ExcelProcessor", "Browser")},
+    **{name: _LEGACY for name in ("Answer", "Generate", "Relevant", "RewriteQuestion", "KeywordExtract",
+                                  "Baidu", "BaiduFanyi", "Concentrator")},
+}
+
+
+def builtin_registry(*, plugins: bool = True) -> Registry:
+    """A registry with every built-in type (and, with ``plugins``, the entry-point ones)."""
+    registry = Registry(BUILTIN_COMPONENTS, UNAVAILABLE)
+    if plugins:
+        registry.load_entry_points()
+    return registry
