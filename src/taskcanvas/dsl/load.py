@@ -104,7 +104,8 @@ def _parse(raw: dict[str, Any], source: str | None) -> CanvasDsl:
     for key, kind in (("globals", dict), ("variables", dict), ("history", list), ("path", list),
                       ("memory", list)):
         value = dsl.get(key)
-        if value is None:
+        if value is None or value == []:
+            # The front end saves an empty ``variables`` as [] (seen in ragflow templates).
             state[key] = kind()
         elif not isinstance(value, kind):
             issues.append(DslIssue("type", f"must be a JSON {'object' if kind is dict else 'array'}", field=key))

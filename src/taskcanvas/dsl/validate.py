@@ -19,7 +19,6 @@ from taskcanvas.dsl.errors import DslIssue
 from taskcanvas.dsl.models import CanvasDsl, ComponentSpec
 
 _LOOP_TYPES = {"Loop", "Iteration"}
-_ITEM_PARENT = {"IterationItem": "Iteration", "LoopItem": "LoopItem", "ExitLoop": "Loop"}
 
 
 def routes(spec: ComponentSpec) -> Iterator[tuple[str, str]]:
@@ -161,10 +160,10 @@ def _check_cycles(dsl: CanvasDsl) -> list[DslIssue]:
                     cycles.append(sorted(member))
     issues = []
     for members in cycles:
-        inside_loop = all(
-            (p := comps[m].parent_id) is not None and comps[p].component_name == "Loop"
-            for m in members if m in comps and comps[m].parent_id in comps
-        ) and all(comps[m].parent_id for m in members)
+        # A loop body may lead back to its own start (older canvases draw that edge explicitly).
+        parents = {comps[m].parent_id for m in members}
+        inside_loop = len(parents) == 1 and None not in parents and all(
+            p in comps and comps[p].component_name in _LOOP_TYPES for p in parents if p is not None)
         if not inside_loop:
             issues.append(DslIssue("cycle", "components form a cycle outside a Loop: " + " → ".join(members),
                                    members[0]))

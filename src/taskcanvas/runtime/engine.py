@@ -482,7 +482,8 @@ class Run:
     async def _snapshot(self) -> None:
         sink = self.engine.checkpoint
         if sink is not None:
-            self.state.take_delta("")
+            # The run's own changes at its end (history, waiting) form a last delta.
+            await sink.put_delta(self.state.take_delta(""))
             await sink.put_snapshot(self.state.to_json(), (self.status or RunStatus.FAILED).value)
 
 
