@@ -1,0 +1,225 @@
+"""``taskcanvas run``: one turn of a canvas from the command line.
+
+The command is a thin face over the engine: load and build the canvas, load or start the
+session, run one turn while a view shows the events, save the session. Everything that can
+be wrong with the arguments (canvas, ``--inputs``, ``--state``) is checked before the run
+starts, so a mistake costs nothing and never leaves a half-written state file.
+
+Exit status (also in ``--help``): 0 the run finished or waits for input, 1 the run failed,
+2 invalid canvas or arguments, 130 interrupted with Ctrl-C (the run is cancelled cleanly
+and the session saved; a second Ctrl-C aborts at once without saving).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import os
+import signal
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from taskcanvas.cli.render import CliError, JsonlView, LiveView, View, describe_error, print_warnings
+from taskcanvas.components import builtin_registry
+from taskcanvas.dsl.load import load_canvas_file
+from taskcanvas.runtime.cancel import CancelToken
+from taskcanvas.runtime.canvas import Canvas
+from taskcanvas.runtime.engine import Engine
+from taskcanvas.runtime.errors import RunStatus
+from taskcanvas.runtime.state import RunState
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130
+
+_HTTP_MODULE = "taskcanvas.tools.http"
+
+
+@dataclass
+class Prepared:
+    """Everything checked before a run: the built canvas, the session and the inputs."""
+
+    canvas: Canvas
+    state: RunState
+    inputs: dict[str, Any]
+    resumed: bool
+
+
+def parse_inputs(text: str | None) -> dict[str, Any]:
+    """``--inputs`` in ragflow's form ``{"name": {"value": ...}}``; bare values get wrapped."""
+    if text is None or not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CliError(describe_error(e, "--inputs")) from None
+    if not isinstance(data, dict):
+        raise CliError('--inputs must be a JSON object: {"field": {"value": ...}}')
+    return {str(k): v if isinstance(v, dict) and "value" in v else {"value": v} for k, v in data.items()}
+
+
+def load_state(path: Path, canvas: Canvas) -> RunState | None:
+    """The saved session in ``path``, or ``None`` when there is none yet."""
+    subject = f"state file {path}"
+    if not path.exists():
+        parent = path.parent
+        if not parent.is_dir():
+            raise CliError(f"{subject}: the directory {parent} does not exist")
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return RunState.from_json(data, canvas.components)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CliError(describe_error(e, subject)) from None
+    except Exception as e:  # StateError, or a state too mangled for from_json
+        raise CliError(describe_error(e, subject)) from None
+
+
+def save_state(path: Path, state: RunState) -> None:
+    """Write the session atomically: a reader (or a crash) never sees half a file."""
+    text = json.dumps(state.to_json(), ensure_ascii=False, indent=1)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def prepare(canvas_file: str, inputs_text: str | None, state_file: str | None) -> tuple[Prepared, Engine]:
+    """Load and check everything; raise :class:`CliError` or a taskcanvas error on any problem."""
+    inputs = parse_inputs(inputs_text)
+    dsl = load_canvas_file(canvas_file)
+    canvas = Canvas.build(dsl, builtin_registry(), source=canvas_file)
+    engine = Engine(canvas, http=None)
+    state = load_state(Path(state_file), canvas) if state_file else None
+    if state is None:
+        state = engine.new_session()
+    return Prepared(canvas, state, inputs, resumed=state.waiting is not None), engine
+
+
+def http_client() -> Any:
+    """The shared HTTP client when the tools layer provides one, else ``None``."""
+    try:
+        module = importlib.import_module(_HTTP_MODULE)
+    except ModuleNotFoundError as e:
+        if e.name in (_HTTP_MODULE, _HTTP_MODULE.rpartition(".")[0]):
+            return None
+        raise
+    return module.create_client(module.HttpPolicy())
+
+
+async def _close(client: Any) -> None:
+    close = getattr(client, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def _on_sigint(token: CancelToken, view: View) -> None:
+    """First Ctrl-C: cancel the run cleanly. Later ones: Python's default (abort)."""
+    loop = asyncio.get_running_loop()
+    first = True
+
+    def handler() -> None:
+        nonlocal first
+        if first:
+            first = False
+            token.cancel("cancelled by the user (Ctrl-C)")
+            view.interrupted()
+            loop.remove_signal_handler(signal.SIGINT)
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, handler)
+    except (NotImplementedError, RuntimeError, ValueError):
+        # No signal support in this loop (Windows, not the main thread): Ctrl-C aborts.
+        pass
+
+
+async def drive(engine: Engine, prepared: Prepared, *, query: str, view: View) -> tuple[RunStatus | None, float]:
+    """Run one turn, feeding ``view``; return the status and the elapsed seconds."""
+    token = CancelToken()
+    started = time.perf_counter()
+    client = http_client()
+    engine.http = client
+    run = engine.run(prepared.state, query=query, inputs=prepared.inputs, cancel=token)
+    run.ctx.http = client
+    _on_sigint(token, view)
+    view.start(resumed=prepared.resumed)
+    try:
+        async for event in run:
+            view.event(event)
+    except asyncio.CancelledError:
+        if not token.cancelled:
+            raise
+        run.status = RunStatus.CANCELLED
+        run.error = run.error or token.reason
+    finally:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGINT)
+        if client is not None:
+            await _close(client)
+    elapsed = time.perf_counter() - started
+    view.summary(run.status, run.error, run.error_component, elapsed)
+    return run.status, elapsed
+
+
+def exit_code(status: RunStatus | None) -> int:
+    if status in (RunStatus.FINISHED, RunStatus.WAITING):
+        return EXIT_OK
+    if status is RunStatus.CANCELLED:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED
+
+
+def run_command(canvas_file: str, *, query: str, inputs: str | None, state_file: str | None,
+                jsonl: bool) -> int:
+    """The whole ``run`` command; returns the exit status (never raises for expected problems)."""
+    try:
+        prepared, engine = prepare(canvas_file, inputs, state_file)
+    except CliError as e:
+        return _fail(describe_error(e), e.exit_code)
+    except Exception as e:  # DslError and anything the loaders raise: a message, never a traceback
+        return _fail(describe_error(e), EXIT_INVALID)
+    print_warnings(prepared.canvas.warnings)
+
+    view: View
+    if jsonl:
+        view = JsonlView()
+    else:
+        view = LiveView(Console(highlight=False, soft_wrap=True), canvas_file=canvas_file, state_file=state_file)
+    try:
+        status, _ = asyncio.run(drive(engine, prepared, query=query, view=view))
+    except KeyboardInterrupt:
+        return _fail("aborted; the session was not saved", EXIT_INTERRUPTED)
+    except Exception as e:  # a bug below the engine's own error handling
+        return _fail(f"the run crashed: {describe_error(e)}", EXIT_FAILED)
+
+    if state_file:
+        try:
+            save_state(Path(state_file), prepared.state)
+        except OSError as e:
+            return _fail(f"could not save the session: {describe_error(e, state_file)}", EXIT_FAILED)
+        view.saved(state_file)
+    return exit_code(status)
+
+
+def _fail(message: str, code: int) -> int:
+    from taskcanvas.cli.render import print_error
+
+    print_error(message)
+    return code
