@@ -271,13 +271,14 @@ class Run:
                 if limit is None:
                     await cpn.invoke(self.ctx)
                 else:
-                    async with asyncio.timeout(limit) as scope:
-                        try:
+                    scope = asyncio.timeout(limit)
+                    try:
+                        async with scope:
                             await cpn.invoke(self.ctx)
-                        except TimeoutError:
-                            if scope.expired():
-                                raise _TimeLimit(limit) from None
-                            raise
+                    except TimeoutError:
+                        if scope.expired():
+                            raise _TimeLimit(limit) from None
+                        raise
                 break
             except asyncio.CancelledError:
                 raise

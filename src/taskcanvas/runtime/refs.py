@@ -47,9 +47,11 @@ def split_text(text: str, pattern: re.Pattern[str] = VARIABLE_REF) -> Iterator[t
     for m in pattern.finditer(text):
         start, end = m.span()
         inner_start, inner_end = m.span(1)
-        # Keep the spaces (not the braces) that the match took on either side.
-        lead = text[start:inner_start].replace("{", "")
-        trail = text[inner_end:end].replace("}", "")
+        # Keep the spaces the match took outside the braces; spaces between braces go with them.
+        lead = text[start:inner_start]
+        lead = "" if lead.startswith("{") else lead.rstrip("{")
+        trail = text[inner_end:end]
+        trail = "" if trail.endswith("}") and trail.strip() != "}" else trail.lstrip("}")
         literal = text[pos:start] + lead
         if literal:
             yield False, literal
