@@ -16,7 +16,7 @@ import os
 import shlex
 import sys
 from collections.abc import Mapping
-from typing import Any, Protocol, TextIO
+from typing import Any, Literal, Protocol, TextIO
 
 from rich.console import Console
 from rich.text import Text
@@ -25,6 +25,9 @@ from taskcanvas.dsl.errors import DslIssue
 from taskcanvas.errors import TaskcanvasError
 from taskcanvas.runtime.errors import RunStatus, StateError
 from taskcanvas.runtime.events import Event
+
+Session = Literal["new", "continued", "resumed"]
+"""A fresh session, the next turn of a saved one, or a saved one waiting for input."""
 
 
 class CliError(Exception):
@@ -87,7 +90,7 @@ def format_seconds(seconds: float) -> str:
 class View(Protocol):
     """Receives a run's events and how it ended."""
 
-    def start(self, *, resumed: bool) -> None: ...
+    def start(self, session: Session) -> None: ...
 
     def event(self, event: Event) -> None: ...
 
@@ -106,7 +109,7 @@ class JsonlView:
         self._out = stream or sys.stdout
         self._closed = False
 
-    def start(self, *, resumed: bool) -> None:
+    def start(self, session: Session) -> None:
         return None
 
     def event(self, event: Event) -> None:
@@ -166,9 +169,11 @@ class LiveView:
         return f"{name} [{cid}]" if name and name != cid else cid
 
     # ------------------------------------------------------------------ View
-    def start(self, *, resumed: bool) -> None:
-        if resumed:
-            self._print(Text(f"resuming the session in {self.state_file}", style="dim"))
+    def start(self, session: Session) -> None:
+        if session == "resumed":
+            self._print(Text(f"answering the form of the session in {self.state_file}", style="dim"))
+        elif session == "continued":
+            self._print(Text(f"next turn of the session in {self.state_file}", style="dim"))
 
     def event(self, event: Event) -> None:
         name = event.get("event")
@@ -218,9 +223,10 @@ class LiveView:
         tips = data.get("tips")
         fields = data.get("inputs")
         fields = fields if isinstance(fields, Mapping) else {}
-        self._print(Text("waiting for input" + (f": {tips}" if tips else ""), style="bold yellow"))
+        self._print(Text("input needed" + (f": {tips}" if tips else ""), style="bold yellow"))
+        width = max((len(str(k)) for k in fields), default=0)
         for key, spec in fields.items():
-            self._print(Text("  ").append(str(key), style="bold").append(f"  {field_description(spec)}"))
+            self._print(Text("  ").append(str(key).ljust(width), style="bold").append(f"  {field_description(spec)}"))
         example = json.dumps(example_inputs(fields), ensure_ascii=False)
         if self.state_file:
             command = (f"taskcanvas run {shlex.quote(self.canvas_file)} --state {shlex.quote(self.state_file)} "
@@ -246,8 +252,8 @@ class LiveView:
             self._print(Text(f"cancelled after {took}", style="bold yellow"))
         else:
             where = ""
-            if component_id:
-                label, ctype = self._labels.get(component_id, (component_id, ""))
+            if component_id and component_id in self._labels:  # not for a stale route's target
+                label, ctype = self._labels[component_id]
                 where = f" in {label}" + (f" ({ctype})" if ctype else "")
             self._print(Text(f"failed{where}: {error or 'unknown error'}", style="bold red"))
 

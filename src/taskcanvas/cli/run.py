@@ -18,22 +18,31 @@ import importlib
 import json
 import os
 import signal
-import tempfile
+import stat
 import time
-from collections.abc import Mapping
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from taskcanvas.cli.render import CliError, JsonlView, LiveView, View, describe_error, print_warnings
+from taskcanvas.cli.render import (
+    CliError,
+    JsonlView,
+    LiveView,
+    Session,
+    View,
+    describe_error,
+    print_error,
+    print_warnings,
+)
 from taskcanvas.components import builtin_registry
 from taskcanvas.dsl.load import load_canvas_file
 from taskcanvas.runtime.cancel import CancelToken
 from taskcanvas.runtime.canvas import Canvas
-from taskcanvas.runtime.engine import Engine
-from taskcanvas.runtime.errors import RunStatus
+from taskcanvas.runtime.engine import Engine, Run
+from taskcanvas.runtime.errors import RunStatus, StateError
 from taskcanvas.runtime.state import RunState
 
 EXIT_OK = 0
@@ -51,7 +60,7 @@ class Prepared:
     canvas: Canvas
     state: RunState
     inputs: dict[str, Any]
-    resumed: bool
+    session: Session
 
 
 def parse_inputs(text: str | None) -> dict[str, Any]:
@@ -77,22 +86,31 @@ def load_state(path: Path, canvas: Canvas) -> RunState | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return RunState.from_json(data, canvas.components)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CliError(describe_error(e, subject)) from None
-    except Exception as e:  # StateError, or a state too mangled for from_json
+    try:
+        return RunState.from_json(data, canvas.components)
+    except StateError as e:
         raise CliError(describe_error(e, subject)) from None
+    except (TypeError, ValueError, AttributeError) as e:  # the right version, but mangled
+        raise CliError(f"{subject} is not a valid session state ({describe_error(e)})") from None
 
 
 def save_state(path: Path, state: RunState) -> None:
-    """Write the session atomically: a reader (or a crash) never sees half a file."""
+    """Write the session atomically: a reader (or a crash) never sees half a file.
+
+    The temporary file is created like any new file (the umask applies, not ``mkstemp``'s 0600)
+    and takes the mode of the file it replaces.
+    """
     text = json.dumps(state.to_json(), ensure_ascii=False, indent=1)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with open(tmp, "x", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -107,9 +125,12 @@ def prepare(canvas_file: str, inputs_text: str | None, state_file: str | None) -
     canvas = Canvas.build(dsl, builtin_registry(), source=canvas_file)
     engine = Engine(canvas, http=None)
     state = load_state(Path(state_file), canvas) if state_file else None
+    session: Session
     if state is None:
-        state = engine.new_session()
-    return Prepared(canvas, state, inputs, resumed=state.waiting is not None), engine
+        state, session = engine.new_session(), "new"
+    else:
+        session = "resumed" if state.waiting is not None else "continued"
+    return Prepared(canvas, state, inputs, session), engine
 
 
 def http_client() -> Any:
@@ -129,48 +150,77 @@ async def _close(client: Any) -> None:
         await close()
 
 
-def _on_sigint(token: CancelToken, view: View) -> None:
-    """First Ctrl-C: cancel the run cleanly. Later ones: Python's default (abort)."""
-    loop = asyncio.get_running_loop()
-    first = True
+class _CtrlC:
+    """First Ctrl-C cancels the run through its token; later ones abort (Python's default).
 
-    def handler() -> None:
-        nonlocal first
-        if first:
-            first = False
-            token.cancel("cancelled by the user (Ctrl-C)")
-            view.interrupted()
-            loop.remove_signal_handler(signal.SIGINT)
+    The handler lives only while the run does; Python's previous handler comes back after.
+    An ignored SIGINT (a background job) stays ignored.
+    """
 
-    try:
-        loop.add_signal_handler(signal.SIGINT, handler)
-    except (NotImplementedError, RuntimeError, ValueError):
-        # No signal support in this loop (Windows, not the main thread): Ctrl-C aborts.
-        pass
+    def __init__(self, token: CancelToken, view: View) -> None:
+        self.token = token
+        self.view = view
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.previous: Any = None
+
+    def __enter__(self) -> _CtrlC:
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is signal.SIG_IGN:
+            return self
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGINT, self._first)
+        except (NotImplementedError, RuntimeError, ValueError):
+            return self  # no signal support here (Windows, not the main thread): Ctrl-C aborts
+        self.loop, self.previous = loop, previous
+        return self
+
+    def _first(self) -> None:
+        self.token.cancel("cancelled by the user (Ctrl-C)")
+        self.view.interrupted()
+        self._restore()
+
+    def _restore(self) -> None:
+        loop, self.loop = self.loop, None
+        if loop is None:
+            return
+        loop.remove_signal_handler(signal.SIGINT)
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
+
+
+async def _consume(run: Run, view: View) -> None:
+    async for event in run:
+        view.event(event)
 
 
 async def drive(engine: Engine, prepared: Prepared, *, query: str, view: View) -> tuple[RunStatus | None, float]:
-    """Run one turn, feeding ``view``; return the status and the elapsed seconds."""
+    """Run one turn, feeding ``view``; return the status and the elapsed seconds.
+
+    The events are consumed in a task of their own: Ctrl-C cancels whichever task iterates the
+    run (through the token), and a cancellation left pending by the engine must not interrupt
+    what follows here (closing the HTTP client, saving the session). Kept inside a task that
+    ends with the run, it cannot.
+    """
     token = CancelToken()
     started = time.perf_counter()
     client = http_client()
     engine.http = client
     run = engine.run(prepared.state, query=query, inputs=prepared.inputs, cancel=token)
-    run.ctx.http = client
-    _on_sigint(token, view)
-    view.start(resumed=prepared.resumed)
+    view.start(prepared.session)
     try:
-        async for event in run:
-            view.event(event)
-    except asyncio.CancelledError:
-        if not token.cancelled:
-            raise
-        run.status = RunStatus.CANCELLED
-        run.error = run.error or token.reason
+        with _CtrlC(token, view):
+            try:
+                await asyncio.create_task(_consume(run, view))
+            except asyncio.CancelledError:
+                if not token.cancelled:
+                    raise
+                run.status = run.status or RunStatus.CANCELLED
+                run.error = run.error or token.reason
     finally:
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.remove_signal_handler(signal.SIGINT)
         if client is not None:
             await _close(client)
     elapsed = time.perf_counter() - started
@@ -207,6 +257,8 @@ def run_command(canvas_file: str, *, query: str, inputs: str | None, state_file:
     except KeyboardInterrupt:
         return _fail("aborted; the session was not saved", EXIT_INTERRUPTED)
     except Exception as e:  # a bug below the engine's own error handling
+        if os.environ.get("TASKCANVAS_DEBUG"):
+            raise
         return _fail(f"the run crashed: {describe_error(e)}", EXIT_FAILED)
 
     if state_file:
@@ -219,7 +271,5 @@ def run_command(canvas_file: str, *, query: str, inputs: str | None, state_file:
 
 
 def _fail(message: str, code: int) -> int:
-    from taskcanvas.cli.render import print_error
-
     print_error(message)
     return code
