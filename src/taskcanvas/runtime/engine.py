@@ -114,13 +114,16 @@ class Run:
         gen = self._events()
         try:
             while True:
-                self.cancel.attach(task)
+                if self.status is None:  # once the ending is decided, nothing is left to interrupt
+                    self.cancel.attach(task)
                 try:
                     event = await gen.__anext__()
                 except StopAsyncIteration:
                     return
                 finally:
                     self.cancel.attach(None)
+                    if self.cancel.pending(task):
+                        await _take_back(self.cancel, task)
                 yield event
         finally:
             await gen.aclose()
@@ -181,9 +184,7 @@ class Run:
         except asyncio.CancelledError:
             if not self.cancel.cancelled:
                 raise
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
+            # The token's interruption of this task is taken back in __aiter__ (_take_back).
             self._fail(self.cancel.reason, status=RunStatus.CANCELLED)
         state.path_truncate(idx)
         if self.error is None and state.path:
@@ -298,7 +299,8 @@ class Run:
         state, canvas = self.state, self.canvas
         cpn = canvas.components[cid]
         ctype = cpn.component_name
-        if ctype == "Message":
+        if ctype == "Message" and (not state.error(cid) or isinstance(state.output(cid, "content"), TextStream)):
+            # A Message that failed before saying anything (a reference it cannot resolve) says nothing.
             async for event in self._message_events(cpn):
                 yield event
             while partials and not _is_pending(state.output(partials[0], "content")):
@@ -357,14 +359,21 @@ class Run:
         content = state.output(cpn.id, "content")
         if isinstance(content, TextStream):
             parts: list[str] = []
-            async for chunk in content:
-                if chunk == _THINK_OPEN:
-                    yield self._event("message", {"content": "", "start_to_think": True})
-                elif chunk == _THINK_CLOSE:
-                    yield self._event("message", {"content": "", "end_to_think": True})
-                elif chunk:
-                    parts.append(chunk)
-                    yield self._event("message", {"content": chunk})
+            try:
+                async for chunk in content:
+                    if chunk == _THINK_OPEN:
+                        yield self._event("message", {"content": "", "start_to_think": True})
+                    elif chunk == _THINK_CLOSE:
+                        yield self._event("message", {"content": "", "end_to_think": True})
+                    elif chunk:
+                        parts.append(chunk)
+                        yield self._event("message", {"content": chunk})
+            except Exception as e:
+                # Text that fails while it streams (a reference that cannot be resolved) fails the
+                # Message; ragflow raises out of run() here.
+                state.set_output(cpn.id, "content", "".join(parts))
+                state.set_output(cpn.id, "_ERROR", str(e) or type(e).__name__)
+                return
             state.set_output(cpn.id, "content", "".join(parts))
         else:
             yield self._event("message", {"content": content})
@@ -492,6 +501,23 @@ class _TimeLimit(Exception):
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         super().__init__(f"timed out after {seconds:g} seconds")
+
+
+async def _take_back(token: CancelToken, task: asyncio.Task[Any] | None) -> None:
+    """Undo the token's interruption of ``task``, delivered or not, before the consumer runs on.
+
+    A cancellation the engine did not await through (it was cancelled before the run, or between
+    two awaits) is still pending on the task; it is let through here and swallowed. A
+    cancellation requested by someone else meanwhile is passed on.
+    """
+    try:
+        await asyncio.sleep(0)
+    except asyncio.CancelledError:
+        token.acknowledge(task)
+        if task is not None and task.cancelling() > 0:
+            raise
+        return
+    token.acknowledge(task)
 
 
 def _is_pending(value: Any) -> bool:

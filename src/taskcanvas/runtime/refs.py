@@ -41,9 +41,12 @@ def find_refs(text: str) -> list[str]:
 def split_text(text: str, pattern: re.Pattern[str] = VARIABLE_REF) -> Iterator[tuple[bool, str]]:
     """``(is_ref, piece)`` pairs covering ``text``: literal pieces and reference names.
 
-    Spaces that the pattern swallows next to a reference are returned as literal text.
+    Spaces that the pattern swallows next to a reference are returned as literal text, joined
+    to the literal piece they border, so a streamed Message sends the pieces ragflow sends with
+    the spaces kept (``"Hello {sys.query}!"`` → ``"Hello "``, ``"Bob"``, ``"!"``).
     """
     pos = 0
+    pending = ""
     for m in pattern.finditer(text):
         start, end = m.span()
         inner_start, inner_end = m.span(1)
@@ -52,15 +55,15 @@ def split_text(text: str, pattern: re.Pattern[str] = VARIABLE_REF) -> Iterator[t
         lead = "" if lead.startswith("{") else lead.rstrip("{")
         trail = text[inner_end:end]
         trail = "" if trail.endswith("}") and trail.strip() != "}" else trail.lstrip("}")
-        literal = text[pos:start] + lead
+        literal = pending + text[pos:start] + lead
         if literal:
             yield False, literal
         yield True, m.group(1)
-        if trail:
-            yield False, trail
+        pending = trail
         pos = end
-    if pos < len(text):
-        yield False, text[pos:]
+    rest = pending + text[pos:]
+    if rest:
+        yield False, rest
 
 
 def header_placeholders(text: str) -> list[str]:
