@@ -50,3 +50,20 @@ async def test_deltas_stay_small_in_a_long_loop() -> None:
     sizes = [len(json.dumps(d)) for d in sink.deltas]
     # The path grows with every pass; a delta carries only its new tail, not the whole path.
     assert max(sizes[-50:]) < 2 * max(sizes[10:60])
+
+
+def test_damaged_or_foreign_state_is_refused_clearly() -> None:
+    import pytest
+
+    from taskcanvas.runtime.errors import StateError
+
+    ids = ["begin", "m"]
+    good = RunState(components={"begin": {}, "m": {}}).to_json()
+    assert RunState.from_json(good, ids).path == []
+    for damaged, needle in (({**good, "outputs": [1]}, "'outputs' must be a JSON object"),
+                            ({**good, "outputs": {"begin": 3}}, "outputs must be a JSON object"),
+                            ({**good, "path": "begin"}, "'path' must be a JSON array"),
+                            ({**good, "version": 99}, "not a taskcanvas state"),
+                            ({**good, "outputs": {"other": {}}}, "belongs to another canvas")):
+        with pytest.raises(StateError, match=needle):
+            RunState.from_json(damaged, ids)

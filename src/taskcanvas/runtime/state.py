@@ -208,7 +208,16 @@ class RunState:
         """Rebuild a saved state for a canvas whose components are ``component_ids``."""
         if not isinstance(data, Mapping) or data.get("version") != STATE_VERSION:
             raise StateError("the session state is not a taskcanvas state (or from an incompatible version)")
+        for key, kind in (("globals", dict), ("variables", dict), ("outputs", dict), ("inputs", dict),
+                          ("path", list), ("history", list), ("retrieval", list), ("memory", list),
+                          ("counters", dict)):
+            value = data.get(key)
+            if value is not None and not isinstance(value, kind):
+                raise StateError(f"the session state is damaged: '{key}' must be a JSON "
+                                 f"{'object' if kind is dict else 'array'}")
         outputs = data.get("outputs") or {}
+        if not all(isinstance(v, dict) for v in outputs.values()):
+            raise StateError("the session state is damaged: each component's outputs must be a JSON object")
         unknown = sorted(set(outputs) - set(component_ids))
         if unknown:
             raise StateError(f"the session state belongs to another canvas: it has components {unknown} "
