@@ -17,6 +17,7 @@ class BeginParams(UserFillUpParams):
 
 class Begin(UserFillUp):
     component_name = "Begin"
+    timeout = None  # never waits on anything
     Params = BeginParams
 
     def thoughts(self, state: RunState) -> str:

@@ -7,6 +7,7 @@ from taskcanvas.runtime.component import Component, ComponentParams, RunContext
 
 class ExitLoop(Component):
     component_name = "ExitLoop"
+    timeout = None  # never waits on anything
     Params = ComponentParams
 
     async def invoke(self, ctx: RunContext) -> None:

@@ -22,6 +22,7 @@ def items_of(state: RunState, items_ref: str) -> list[Any]:
 
 class Iteration(Component):
     component_name = "Iteration"
+    timeout = None  # never waits on anything
     Params = IterationParams
 
     def thoughts(self, state: RunState) -> str:

@@ -10,6 +10,7 @@ from taskcanvas.runtime.state import RunState
 
 class IterationItem(Component):
     component_name = "IterationItem"
+    timeout = None  # never waits on anything
     Params = ComponentParams
 
     def thoughts(self, state: RunState) -> str:

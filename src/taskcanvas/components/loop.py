@@ -44,6 +44,7 @@ def _default(type_name: str) -> Any:
 
 class Loop(Component):
     component_name = "Loop"
+    timeout = None  # never waits on anything
     Params = LoopParams
 
     def thoughts(self, state: RunState) -> str:

@@ -43,6 +43,7 @@ def evaluate_condition(var: Any, op: str, value: Any) -> bool:
 
 class LoopItem(Component):
     component_name = "LoopItem"
+    timeout = None  # never waits on anything
     Params = ComponentParams
 
     def thoughts(self, state: RunState) -> str:

@@ -76,8 +76,9 @@ class Component:
 
     component_name: ClassVar[str] = ""
     Params: ClassVar[type[ComponentParams]] = ComponentParams
-    timeout: ClassVar[float] = 600.0
-    """Seconds an invocation may take before it fails (ragflow's default table)."""
+    timeout: ClassVar[float | None] = 600.0
+    """Seconds an invocation may take before it fails (ragflow's default table); ``None`` for
+    components that never wait on anything, where a time limit could not fire and only costs."""
     reads_text: ClassVar[bool] = False
     """True for components whose references live in free text; only these wait for upstreams."""
 
@@ -101,7 +102,7 @@ class Component:
         """The ``thoughts`` shown in ``node_started``."""
         return ""
 
-    def time_limit(self) -> float:
+    def time_limit(self) -> float | None:
         """Seconds this invocation may take; a component with its own timeout param widens it."""
         return self.timeout
 

@@ -32,6 +32,7 @@ from taskcanvas.runtime.state import RunState, now_text
 from taskcanvas.runtime.stream import TextStream
 
 CANCELED = "Task has been canceled"
+_WAVES_PER_YIELD = 32
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 
 
@@ -52,9 +53,10 @@ class Limits:
             return None
         if component.component_name in self.timeouts:
             return self.timeouts[component.component_name]
-        if self.timeout is not None:
-            return self.timeout
-        return component.time_limit()
+        own = component.time_limit()
+        if own is None:
+            return None
+        return self.timeout if self.timeout is not None else own
 
 
 class Engine:
@@ -151,10 +153,15 @@ class Run:
         scan = not resume  # ragflow: no waiting for upstreams in a resumed run (spec §3.2)
         partials: list[str] = []
         idx = 0
+        waves = 0
         try:
             while idx < len(state.path):
                 if self.cancel.cancelled:
                     raise asyncio.CancelledError
+                waves += 1
+                if waves % _WAVES_PER_YIELD == 0:
+                    # Components that never wait would keep the loop to this run; let others in.
+                    await asyncio.sleep(0)
                 to = len(state.path)
                 for i in range(idx, to):
                     cid = state.path[i]
