@@ -10,6 +10,7 @@ from __future__ import annotations
 from taskcanvas.components.begin import Begin
 from taskcanvas.components.exit_loop import ExitLoop
 from taskcanvas.components.fillup import UserFillUp
+from taskcanvas.components.invoke import Invoke
 from taskcanvas.components.iteration import Iteration
 from taskcanvas.components.iteration_item import IterationItem
 from taskcanvas.components.loop import Loop
@@ -24,6 +25,7 @@ __all__ = ["BUILTIN_COMPONENTS", "builtin_registry"]
 BUILTIN_COMPONENTS: tuple[type[Component], ...] = (
     Begin, UserFillUp, Message, Switch,
     Iteration, IterationItem, Loop, LoopItem, ExitLoop,
+    Invoke,
 )
 
 _MODELS_AND_TOOLS = (
