@@ -57,11 +57,18 @@ def test_substitute_mode_c() -> None:
         ("{env.n}/{env.n2}", {"env.n": "1", "env.n2": "2"}, "1/2"),
         ("path {env.p}", {"env.p": r"C:\new\table"}, r"path C:\new\table"),
         ("literal sys_query stays {sys.query}", {"sys.query": "Bob"}, "literal sys_query stays Bob"),
-        ("{% broken", {}, "{% broken"),  # unrenderable Jinja is used as is
+        ("{{ 1 / 0 }} {x}", {"x": "X"}, "{{ 1 / 0 }} X"),  # a render failure leaves the text unrendered
     ],
 )
 def test_render_mode_e(text: str, values: dict[str, str], expected: str) -> None:
     assert render(text, values) == expected
+
+
+def test_a_template_that_does_not_compile_is_an_error() -> None:
+    from jinja2 import TemplateSyntaxError
+
+    with pytest.raises(TemplateSyntaxError):
+        render("{% if %} {env.x}", {"env.x": "hi"})
 
 
 def test_jinja_is_sandboxed() -> None:

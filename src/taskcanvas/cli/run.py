@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import os
 import signal
@@ -38,19 +37,20 @@ from taskcanvas.cli.render import (
     print_warnings,
 )
 from taskcanvas.components import builtin_registry
+from taskcanvas.config import Settings
 from taskcanvas.dsl.load import load_canvas_file
 from taskcanvas.runtime.cancel import CancelToken
 from taskcanvas.runtime.canvas import Canvas
-from taskcanvas.runtime.engine import Engine, Run
+from taskcanvas.runtime.engine import Engine, Limits, Run
 from taskcanvas.runtime.errors import RunStatus, StateError
 from taskcanvas.runtime.state import RunState
+from taskcanvas.tools.http import GuardedClient, HttpPolicy, create_client
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_INTERRUPTED = 130
 
-_HTTP_MODULE = "taskcanvas.tools.http"
 
 
 @dataclass
@@ -123,7 +123,9 @@ def prepare(canvas_file: str, inputs_text: str | None, state_file: str | None) -
     inputs = parse_inputs(inputs_text)
     dsl = load_canvas_file(canvas_file)
     canvas = Canvas.build(dsl, builtin_registry(), source=canvas_file)
-    engine = Engine(canvas, http=None)
+    settings = Settings.load()
+    limits = Limits(concurrency=settings.concurrency, timeout=settings.timeout, timeouts=settings.timeouts)
+    engine = Engine(canvas, limits=limits, services={"settings": settings})
     state = load_state(Path(state_file), canvas) if state_file else None
     session: Session
     if state is None:
@@ -133,15 +135,11 @@ def prepare(canvas_file: str, inputs_text: str | None, state_file: str | None) -
     return Prepared(canvas, state, inputs, session), engine
 
 
-def http_client() -> Any:
-    """The shared HTTP client when the tools layer provides one, else ``None``."""
-    try:
-        module = importlib.import_module(_HTTP_MODULE)
-    except ModuleNotFoundError as e:
-        if e.name in (_HTTP_MODULE, _HTTP_MODULE.rpartition(".")[0]):
-            return None
-        raise
-    return module.create_client(module.HttpPolicy())
+def http_client(settings: Settings) -> GuardedClient:
+    """The one outbound HTTP client of the run, guarded as the settings allow."""
+    policy = HttpPolicy(allow_private=settings.http_allow_private,
+                        allowed_hosts=frozenset(settings.http_allowed_hosts))
+    return create_client(policy)
 
 
 async def _close(client: Any) -> None:
@@ -207,7 +205,7 @@ async def drive(engine: Engine, prepared: Prepared, *, query: str, view: View) -
     """
     token = CancelToken()
     started = time.perf_counter()
-    client = http_client()
+    client = http_client(engine.services["settings"])
     engine.http = client
     run = engine.run(prepared.state, query=query, inputs=prepared.inputs, cancel=token)
     view.start(prepared.session)

@@ -8,15 +8,20 @@ yet are named with the reason, so a canvas using them fails validation saying so
 from __future__ import annotations
 
 from taskcanvas.components.begin import Begin
+from taskcanvas.components.data_operations import DataOperations
 from taskcanvas.components.exit_loop import ExitLoop
 from taskcanvas.components.fillup import UserFillUp
 from taskcanvas.components.invoke import Invoke
 from taskcanvas.components.iteration import Iteration
 from taskcanvas.components.iteration_item import IterationItem
+from taskcanvas.components.list_operations import ListOperations
 from taskcanvas.components.loop import Loop
 from taskcanvas.components.loop_item import LoopItem
 from taskcanvas.components.message import Message
+from taskcanvas.components.string_transform import StringTransform
 from taskcanvas.components.switch import Switch
+from taskcanvas.components.variable_aggregator import VariableAggregator
+from taskcanvas.components.variable_assigner import VariableAssigner
 from taskcanvas.runtime.component import Component
 from taskcanvas.runtime.registry import Registry
 
@@ -25,6 +30,7 @@ __all__ = ["BUILTIN_COMPONENTS", "builtin_registry"]
 BUILTIN_COMPONENTS: tuple[type[Component], ...] = (
     Begin, UserFillUp, Message, Switch,
     Iteration, IterationItem, Loop, LoopItem, ExitLoop,
+    DataOperations, ListOperations, StringTransform, VariableAggregator, VariableAssigner,
     Invoke,
 )
 

@@ -20,10 +20,11 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import Template, TemplateError
+from jinja2 import Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from taskcanvas.runtime.refs import VARIABLE_REF, split_text
+from taskcanvas.runtime.stream import TextStream
 
 _JINJA_MARKERS = re.compile(r"\{%.*%\}|\{\{|\}\}", re.DOTALL)
 _JINJA_TAG = re.compile(r"\{%.*?%\}|\{\{.*?\}\}", re.DOTALL)
@@ -53,6 +54,8 @@ def stringify(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
+    if isinstance(value, TextStream):
+        return value.text
     try:
         return json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
@@ -88,9 +91,11 @@ def render(text: str, values: Mapping[str, str], *, jinja: bool = True) -> str:
                 tag = tag.replace(mark, sanitized_name(ref))
             return tag
 
-        source = _JINJA_TAG.sub(_name_in_tag, text)
-        with contextlib.suppress(TemplateError):
-            text = _compile(source).render({sanitized_name(r): v for r, v in values.items()})
+        # A template that does not compile is the component's error (as in ragflow); one that
+        # fails while rendering is used unrendered.
+        template = _compile(_JINJA_TAG.sub(_name_in_tag, text))
+        with contextlib.suppress(Exception):
+            text = template.render({sanitized_name(r): v for r, v in values.items()})
     for ref, mark in marks.items():
         text = text.replace(mark, values[ref])
     return text

@@ -1,0 +1,89 @@
+"""Settings, read once at the entry point and handed down; nothing below reads the environment.
+
+Sources, later ones winning: defaults, the TOML file named by ``TASKCANVAS_CONFIG`` (if set),
+then ``TASKCANVAS_*`` environment variables.
+
+    [http]
+    allow_private = false                 # let tools reach private/loopback addresses
+    allowed_hosts = ["intranet.example"]  # hosts, IPs or CIDRs allowed even when private
+
+    [limits]
+    concurrency = 5                       # components of one wave running at once
+    timeout = 600                         # seconds, for every component type
+    timeouts = { Invoke = 120 }           # seconds per component type
+
+Environment: ``TASKCANVAS_HTTP_ALLOW_PRIVATE`` (1/true/yes/on), ``TASKCANVAS_HTTP_ALLOWED_HOSTS``
+(comma separated), ``TASKCANVAS_COMPONENT_TIMEOUT`` (seconds).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from taskcanvas.errors import TaskcanvasError
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class ConfigError(TaskcanvasError):
+    """A configuration file or variable that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    http_allow_private: bool = False
+    http_allowed_hosts: tuple[str, ...] = ()
+    concurrency: int = 5
+    timeout: float | None = None
+    timeouts: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        data: dict[str, Any] = {}
+        path = env.get("TASKCANVAS_CONFIG")
+        if path:
+            data = _read_toml(Path(path))
+        http = _table(data, "http")
+        limits = _table(data, "limits")
+        allow_private = bool(http.get("allow_private", False))
+        hosts = tuple(str(h) for h in http.get("allowed_hosts", ()))
+        timeout = limits.get("timeout")
+        if "TASKCANVAS_HTTP_ALLOW_PRIVATE" in env:
+            allow_private = env["TASKCANVAS_HTTP_ALLOW_PRIVATE"].strip().lower() in _TRUE
+        if env.get("TASKCANVAS_HTTP_ALLOWED_HOSTS"):
+            hosts = tuple(h.strip() for h in env["TASKCANVAS_HTTP_ALLOWED_HOSTS"].split(",") if h.strip())
+        if env.get("TASKCANVAS_COMPONENT_TIMEOUT"):
+            timeout = env["TASKCANVAS_COMPONENT_TIMEOUT"]
+        try:
+            return cls(
+                http_allow_private=allow_private,
+                http_allowed_hosts=hosts,
+                concurrency=int(limits.get("concurrency", 5)),
+                timeout=float(timeout) if timeout is not None else None,
+                timeouts={str(k): float(v) for k, v in dict(limits.get("timeouts", {})).items()},
+            )
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"invalid setting in [limits]: {e}") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read the configuration {path}: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"the configuration {path} is not valid TOML: {e}") from None
+
+
+def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    table = data.get(name, {})
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"[{name}] in the configuration must be a table")
+    return table
