@@ -673,10 +673,25 @@ async def test_case34_join_without_reference_runs_twice() -> None:
 # --------------------------------------------------------------------------- 45 reset
 
 
-@pytest.mark.skip(reason="case 45: taskcanvas has no Canvas.reset() equivalent yet (Engine.new_session is "
-                         "ragflow's start_new_session, which keeps sys/env values)")
-def test_case45_reset() -> None:
-    raise AssertionError
+async def test_case45_reset() -> None:
+    dsl = make_canvas(
+        {"begin": cpn("Begin", down=["m"]), "m": cpn("Message", {"content": ["{sys.query}"], "stream": False})},
+        globals={"sys.flag": True, "sys.f": 1.5, "env.x": "changed", "env.n": 7, "env.arr": [1],
+                 "env.unknown": "u"},
+        variables={"x": {"name": "x", "type": "string", "value": "declared"},
+                   "n": {"name": "n", "type": "number"}, "arr": {"name": "arr", "type": "array<string>"}},
+    )
+    turn = await run(dsl, query="hello")
+    state = turn.state
+    assert state.history and state.path
+    state.reset()
+    g = state.globals
+    assert (g["sys.flag"], g["sys.f"], g["sys.query"], g["sys.history"]) == (0, 0, "", [])
+    assert (g["env.x"], g["env.n"], g["env.arr"], g["env.unknown"]) == ("declared", 0, [], "")
+    assert (state.history, state.path, state.retrieval, state.memory) == ([], [], [], [])
+    assert state.output("m", "content") is None
+    again = await next_turn(turn, query="fresh")
+    assert again.text == "fresh"
 
 
 # --------------------------------------------------------------------------- 46 cancel

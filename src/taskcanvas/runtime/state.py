@@ -93,6 +93,35 @@ def walk_path(value: Any, path: str) -> Any:
     return cur
 
 
+def _zero(value: Any) -> Any:
+    if isinstance(value, str):
+        return ""
+    if isinstance(value, (bool, int, float)):
+        return 0
+    if isinstance(value, list):
+        return []
+    if isinstance(value, dict):
+        return {}
+    return None
+
+
+def _declared_value(variable: Any) -> Any:
+    if not isinstance(variable, Mapping):
+        return ""
+    if variable.get("value") is not None:
+        return copy.deepcopy(variable["value"])
+    kind = str(variable.get("type", ""))
+    if kind == "number":
+        return 0
+    if kind == "boolean":
+        return False
+    if kind == "object":
+        return {}
+    if kind.startswith("array"):
+        return []
+    return ""
+
+
 @dataclass
 class Delta:
     """What one component changed: enough to rebuild the state from the deltas in order."""
@@ -235,6 +264,31 @@ class RunState:
             counters=dict(data.get("counters") or {}),
             waiting=data.get("waiting"),
         )
+
+    def reset(self, *, keep_memory: bool = False) -> None:
+        """ragflow's ``Canvas.reset``: a session back to its start (spec §3.15).
+
+        Outputs and inputs become ``None``; path, waiting and counters are cleared; unless
+        ``keep_memory``, so are history, retrieval and memory. ``sys.*`` globals are zeroed by
+        type (str "", numbers and bools 0, list [], dict {}); ``env.*`` globals take their
+        declared value, or the zero of their declared type.
+        """
+        for cid in self.outputs:
+            self.reset_component(cid)
+        self.path_replace([])
+        self.waiting = None
+        self.counters.clear()
+        self._dirty_counters.clear()
+        self.touch("waiting")
+        if not keep_memory:
+            self.history, self.retrieval, self.memory = [], [], []
+            for name in ("history", "retrieval", "memory"):
+                self.touch(name)
+        for key, value in list(self.globals.items()):
+            if key.startswith("sys."):
+                self.set_global(key, _zero(value))
+            elif key.startswith("env."):
+                self.set_global(key, _declared_value(self.variables.get(key[4:])))
 
     # ----------------------------------------------------------------- outputs
     def has_component(self, cid: str) -> bool:

@@ -1,0 +1,24 @@
+"""The example canvas the README's quick start runs works as the README says."""
+
+import json
+from pathlib import Path
+
+from tests.support.canvas import next_turn, run_turn
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "quickstart.json"
+
+
+async def test_quickstart_asks_for_topics_then_numbers_them() -> None:
+    dsl = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    first = await run_turn(dsl, query="hello")
+    assert first.status.value == "waiting"
+    assert first.of("user_inputs")[0]["tips"] == 'You said "hello". Which topics should I list? (comma separated)'
+    second = await next_turn(first, inputs={"topics": {"value": "canvas, engine, events"}})
+    assert second.status.value == "finished"
+    assert "0: canvas\n1: engine\n2: events" in second.text
+
+
+async def test_quickstart_help_branch() -> None:
+    dsl = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    turn = await run_turn(dsl, query="help me")
+    assert turn.text.startswith("Say hello, then give me a few topics")
