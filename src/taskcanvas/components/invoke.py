@@ -99,6 +99,8 @@ class InvokeParams(ComponentParams):
 
 class Invoke(Component):
     component_name = "Invoke"
+    # As in ragflow, a failure stays the error; with exception_method "comment" the default is said.
+    default_on_error = False
     Params = InvokeParams
     timeout = 3.0
     """ragflow's framework limit for Invoke; :meth:`time_limit` widens it to the ``timeout`` param."""

@@ -54,8 +54,26 @@ class Canvas:
         if any(i.severity == "error" for i in issues):
             raise DslError(issues, source)
         canvas = cls(dsl, built, issues)
+
+        def build_inner(spec: ComponentSpec) -> Component:
+            inner_cls = registry.get(spec.component_name)
+            if inner_cls is None:
+                raise DslError([DslIssue("unknown_type", registry.why_unavailable(spec.component_name),
+                                         spec.id, "component_name")])
+            try:
+                inner_params = inner_cls.Params.model_validate(dict(spec.params))
+            except ValidationError as e:
+                raise DslError(_param_issues(spec, e)) from None
+            return inner_cls(spec, inner_params, canvas)
+
         for component in built.values():
             component.canvas = canvas
+        inner_issues: list[DslIssue] = []
+        for component in built.values():
+            inner_issues.extend(component.attach(build_inner))
+        if any(i.severity == "error" for i in inner_issues):
+            raise DslError(issues + inner_issues, source)
+        issues.extend(inner_issues)
         for component in built.values():
             if component.reads_text:
                 component.upstream_refs = component.referenced_components()

@@ -8,12 +8,13 @@ else: scheduling, events, timeouts, retries, exception handling.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from taskcanvas.dsl.errors import DslIssue
 from taskcanvas.dsl.models import ComponentSpec
 from taskcanvas.runtime.cancel import CancelToken
 from taskcanvas.runtime.refs import ITERATION_ALIAS, VARIABLE_REF, split_ref
@@ -79,6 +80,10 @@ class Component:
     timeout: ClassVar[float | None] = 600.0
     """Seconds an invocation may take before it fails (ragflow's default table); ``None`` for
     components that never wait on anything, where a time limit could not fire and only costs."""
+    default_on_error: ClassVar[bool] = True
+    """With ``exception_method: comment``, whether a failure writes the default into ``result``
+    (ragflow's ComponentBase) or stays the component's error and the default is said as a
+    message (ragflow's tools and Invoke)."""
     reads_text: ClassVar[bool] = False
     """True for components whose references live in free text; only these wait for upstreams."""
 
@@ -108,6 +113,11 @@ class Component:
 
     async def invoke(self, ctx: RunContext) -> None:
         raise NotImplementedError
+
+    def attach(self, build: Callable[[ComponentSpec], Component]) -> list[DslIssue]:
+        """Called once the canvas is built: build inner components (an Agent's tools) with
+        ``build``; return the problems found."""
+        return []
 
     def loop_ended(self, state: RunState) -> bool:
         """IterationItem/LoopItem: whether the enclosing loop is over (checked after each pass)."""

@@ -295,7 +295,8 @@ class Run:
                     await asyncio.sleep(params.delay_after_error)
                     continue
                 message = f"timed out after {e.seconds:g} seconds" if isinstance(e, _TimeLimit) else str(e)
-                if params.exception_method == "comment" and params.exception_default_value:
+                if (cpn.default_on_error and params.exception_method == "comment"
+                        and params.exception_default_value):
                     state.set_output(cpn.id, "result", params.exception_default_value)
                 else:
                     state.set_output(cpn.id, "_ERROR", message or type(e).__name__)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import copy
 import datetime
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from taskcanvas.dsl.models import CanvasDsl
 from taskcanvas.runtime.errors import StateError, VariableNotFound
+from taskcanvas.runtime.references import add_to_store
 from taskcanvas.runtime.refs import strip_ref
 from taskcanvas.runtime.stream import TextStream
 
@@ -304,7 +305,12 @@ class RunState:
         return {k: None if v is NO_VALUE else v for k, v in self.outputs[cid].items()}
 
     def set_output(self, cid: str, name: str, value: Any) -> None:
-        self.outputs[cid][name] = value
+        outs = self.outputs.get(cid)
+        if outs is None:
+            # An Agent's tools write outputs under "<agent id>--><tool name>".
+            outs = self.outputs[cid] = {}
+            self.inputs.setdefault(cid, {})
+        outs[name] = value
         self._dirty_outputs.add(cid)
 
     def error(self, cid: str) -> str | None:
@@ -312,7 +318,7 @@ class RunState:
         return str(err) if err else None
 
     def set_input(self, cid: str, name: str, value: Any) -> None:
-        self.inputs[cid][name] = value
+        self.inputs.setdefault(cid, {})[name] = value
         self._dirty_inputs.add(cid)
 
     def reset_component(self, cid: str, *, only_output: bool = False) -> None:
@@ -326,6 +332,18 @@ class RunState:
             for k in ins:
                 ins[k] = None
             self._dirty_inputs.add(cid)
+
+    def add_reference(self, chunks: Sequence[Mapping[str, Any]], doc_aggs: Sequence[Mapping[str, Any]]) -> None:
+        """Record retrieved chunks in this run's reference store (cited in ``message_end``)."""
+        if not self.retrieval or not isinstance(self.retrieval[-1], dict):
+            self.retrieval.append({"chunks": {}, "doc_aggs": {}})
+        add_to_store(self.retrieval[-1], chunks, doc_aggs)
+        self.touch("retrieval")
+
+    def reference(self) -> dict[str, Any]:
+        """This run's reference store."""
+        last = self.retrieval[-1] if self.retrieval else None
+        return last if isinstance(last, dict) else {"chunks": {}, "doc_aggs": {}}
 
     # ----------------------------------------------------------------- globals
     def set_global(self, name: str, value: Any) -> None:
