@@ -1,7 +1,10 @@
 """Settings, read once at the entry point and handed down; nothing below reads the environment.
 
-Sources, later ones winning: defaults, the TOML file named by ``TASKCANVAS_CONFIG`` (if set),
-then ``TASKCANVAS_*`` environment variables.
+Sources, later ones winning: defaults, the TOML file named by ``TASKCANVAS_CONFIG`` (default:
+``config.toml`` in the data directory, if it exists), then ``TASKCANVAS_*`` environment variables.
+The data directory is ``TASKCANVAS_DATA_DIR`` (default ``$XDG_DATA_HOME/taskcanvas``, i.e.
+``~/.local/share/taskcanvas``). Sections other than the ones below belong to the subsystems that
+read them through :meth:`Settings.section` (``[models]``, ``[knowledge_bases]``, ...).
 
     [http]
     allow_private = false                 # let tools reach private/loopback addresses
@@ -36,6 +39,12 @@ class ConfigError(TaskcanvasError):
 
 @dataclass(frozen=True)
 class Settings:
+    data_dir: Path = Path("data")
+    config_file: Path | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    """The environment as read at start-up (for ``*_env`` indirections: ``api_key_env = "X"``)."""
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    """The whole configuration file."""
     http_allow_private: bool = False
     http_allowed_hosts: tuple[str, ...] = ()
     concurrency: int = 5
@@ -44,11 +53,14 @@ class Settings:
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
+        env = dict(os.environ if environ is None else environ)
+        data_dir = Path(env["TASKCANVAS_DATA_DIR"]) if env.get("TASKCANVAS_DATA_DIR") else _default_data_dir(env)
         data: dict[str, Any] = {}
-        path = env.get("TASKCANVAS_CONFIG")
-        if path:
-            data = _read_toml(Path(path))
+        path: Path | None = Path(env["TASKCANVAS_CONFIG"]) if env.get("TASKCANVAS_CONFIG") else None
+        if path is None and (data_dir / "config.toml").is_file():
+            path = data_dir / "config.toml"
+        if path is not None:
+            data = _read_toml(path)
         http = _table(data, "http")
         limits = _table(data, "limits")
         allow_private = bool(http.get("allow_private", False))
@@ -62,6 +74,10 @@ class Settings:
             timeout = env["TASKCANVAS_COMPONENT_TIMEOUT"]
         try:
             return cls(
+                data_dir=data_dir,
+                config_file=path,
+                env=env,
+                raw=data,
                 http_allow_private=allow_private,
                 http_allowed_hosts=hosts,
                 concurrency=int(limits.get("concurrency", 5)),
@@ -70,6 +86,23 @@ class Settings:
             )
         except (TypeError, ValueError) as e:
             raise ConfigError(f"invalid setting in [limits]: {e}") from None
+
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        """A top-level table of the configuration file (empty when absent)."""
+        return _table(self.raw, name)
+
+    def secret(self, table: Mapping[str, Any], key: str) -> str | None:
+        """``table[key]``, or the environment variable named by ``table[key + "_env"]``."""
+        if table.get(key):
+            return str(table[key])
+        name = table.get(f"{key}_env")
+        return self.env.get(str(name)) if name else None
+
+
+def _default_data_dir(env: Mapping[str, str]) -> Path:
+    base = Path(env["XDG_DATA_HOME"]) if env.get("XDG_DATA_HOME") else Path.home() / ".local" / "share"
+    return base / "taskcanvas"
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
