@@ -68,7 +68,7 @@ def offline_canvas(*, fixed: bool = False) -> dict[str, Any]:
     registry = builtin_registry()
     comps: dict[str, Any] = dsl["components"]
     drop = {cid for cid, c in comps.items() if registry.get(c["obj"]["component_name"]) is None}
-    assert {"CodeExec:Double", "Retrieval:KBSearch", "Categorize:Demo"} <= drop
+    assert drop <= {"CodeExec:Double", "Retrieval:KBSearch", "Categorize:Demo"}
     for cid in drop:
         del comps[cid]
     for entry in comps.values():

@@ -1,6 +1,7 @@
 """Every ragflow fixture either builds, or fails naming exactly the component types not available."""
 
 import json
+import re
 
 import pytest
 
@@ -17,7 +18,8 @@ FILES = sorted(FIXTURES.rglob("*.json"))
 def test_fixture_builds_or_names_missing_types(path) -> None:
     registry = builtin_registry()
     dsl = load_canvas(json.loads(path.read_text(encoding="utf-8")), source=path.name)
-    missing = {c.component_name for c in dsl.components.values() if registry.get(c.component_name) is None}
+    missing = {t for c in dsl.components.values() for t in _types(c.component_name, c.params)
+               if registry.get(t) is None}
     if not missing:
         canvas = Canvas.build(dsl, registry, source=path.name)
         assert set(canvas.components) == set(dsl.components)
@@ -30,12 +32,20 @@ def test_fixture_builds_or_names_missing_types(path) -> None:
     allowed = {"unknown_type", "cycle"} if legacy else {"unknown_type"}
     assert {i.code for i in errors} <= allowed, str(err.value)
     errors = [i for i in errors if i.code == "unknown_type"]
-    named = {i.message.split("'")[1] for i in errors}
+    named = {t for i in errors for t in re.findall(r"component type '([^']+)'", i.message)}
     assert named == missing
     for issue in errors:
-        assert issue.component_id in dsl.components
+        assert issue.component_id.split("-->")[0] in dsl.components
         assert "not available" in issue.message or "v1 type" in issue.message
     assert path.name in str(err.value)
+
+
+def _types(component_name: str, params: dict) -> set[str]:
+    """A component's type and, for an Agent, its tools' types (sub-agents' included)."""
+    found = {component_name}
+    for tool in params.get("tools") or []:
+        found |= _types(tool.get("component_name", ""), tool.get("params") or {})
+    return found
 
 
 def test_fixtures_are_present() -> None:

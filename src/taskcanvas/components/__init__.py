@@ -7,7 +7,9 @@ yet are named with the reason, so a canvas using them fails validation saying so
 
 from __future__ import annotations
 
+from taskcanvas.components.agent import Agent
 from taskcanvas.components.begin import Begin
+from taskcanvas.components.categorize import Categorize
 from taskcanvas.components.data_operations import DataOperations
 from taskcanvas.components.exit_loop import ExitLoop
 from taskcanvas.components.fillup import UserFillUp
@@ -15,6 +17,7 @@ from taskcanvas.components.invoke import Invoke
 from taskcanvas.components.iteration import Iteration
 from taskcanvas.components.iteration_item import IterationItem
 from taskcanvas.components.list_operations import ListOperations
+from taskcanvas.components.llm import LLM
 from taskcanvas.components.loop import Loop
 from taskcanvas.components.loop_item import LoopItem
 from taskcanvas.components.message import Message
@@ -32,6 +35,7 @@ BUILTIN_COMPONENTS: tuple[type[Component], ...] = (
     Iteration, IterationItem, Loop, LoopItem, ExitLoop,
     DataOperations, ListOperations, StringTransform, VariableAggregator, VariableAssigner,
     Invoke,
+    LLM, Agent, Categorize,
 )
 
 _MODELS_AND_TOOLS = (
@@ -43,7 +47,7 @@ _LEGACY = "is a ragflow v1 type that ragflow itself no longer loads; re-save the
 
 UNAVAILABLE: dict[str, str] = {
     **{name: _MODELS_AND_TOOLS for name in (
-        "LLM", "Agent", "Categorize", "Retrieval", "CodeExec", "TavilySearch", "TavilyExtract", "DuckDuckGo",
+        "Retrieval", "CodeExec", "TavilySearch", "TavilyExtract", "DuckDuckGo",
         "Google", "GoogleScholar", "Wikipedia", "PubMed", "ArXiv", "GitHub", "SearXNG", "KeenableSearch",
         "QueritSearch", "QueritContents", "BGPT", "Crawler", "DeepL", "QWeather", "AkShare", "YahooFinance",
         "WenCai", "Jin10", "TuShare", "Email", "ExeSQL", "MCP", "Bing",

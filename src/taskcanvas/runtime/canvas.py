@@ -8,6 +8,7 @@ problem. Nothing here changes during a run; the run's changes live in a :class:`
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -51,8 +52,6 @@ class Canvas:
                 issues.extend(_param_issues(spec, e))
                 continue
             built[spec.id] = component_cls(spec, params, None)  # type: ignore[arg-type]
-        if any(i.severity == "error" for i in issues):
-            raise DslError(issues, source)
         canvas = cls(dsl, built, issues)
 
         def build_inner(spec: ComponentSpec) -> Component:
@@ -68,17 +67,21 @@ class Canvas:
 
         for component in built.values():
             component.canvas = canvas
-        inner_issues: list[DslIssue] = []
         for component in built.values():
-            inner_issues.extend(component.attach(build_inner))
-        if any(i.severity == "error" for i in inner_issues):
-            raise DslError(issues + inner_issues, source)
-        issues.extend(inner_issues)
+            issues.extend(component.attach(build_inner))
+        if any(i.severity == "error" for i in issues):
+            raise DslError(issues, source)
         for component in built.values():
             if component.reads_text:
                 component.upstream_refs = component.referenced_components()
             issues.extend(canvas._check_refs(component))
         return canvas
+
+    def check_services(self, services: Mapping[str, Any], *, source: str | None = None) -> None:
+        """Raise :class:`DslError` when a component needs a service it will not get."""
+        issues = [i for c in self.components.values() for i in c.requirements(services)]
+        if issues:
+            raise DslError(issues, source)
 
     def _check_refs(self, component: Component) -> list[DslIssue]:
         issues = []

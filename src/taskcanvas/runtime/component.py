@@ -119,6 +119,11 @@ class Component:
         ``build``; return the problems found."""
         return []
 
+    def requirements(self, services: Mapping[str, Any]) -> list[DslIssue]:
+        """What this component needs from the injected services and does not get (a model that
+        nothing serves, an unconfigured knowledge base), checked before a run starts."""
+        return []
+
     def loop_ended(self, state: RunState) -> bool:
         """IterationItem/LoopItem: whether the enclosing loop is over (checked after each pass)."""
         return False
