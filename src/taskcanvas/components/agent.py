@@ -40,6 +40,7 @@ from taskcanvas.runtime.component import Component, RunContext
 from taskcanvas.runtime.state import RunState
 from taskcanvas.runtime.stream import TextStream
 from taskcanvas.tools.base import format_chunks
+from taskcanvas.tools.mcp import McpConnections, McpServers, function_schema
 
 _AGENT_META = {
     "name": "agent",
@@ -77,7 +78,8 @@ class ModelTool(Protocol):
 
 
 class _McpTool:
-    """A tool of an MCP server, as the Agent offers it to the model."""
+    """A tool of an MCP server, as the Agent offers it to the model (called through the
+    run's MCP connections, see :meth:`Agent._tool_loop`)."""
 
     def __init__(self, mcp_id: str, name: str, meta: Mapping[str, Any], function_name: str) -> None:
         self.id = f"mcp:{mcp_id}:{name}"
@@ -87,19 +89,7 @@ class _McpTool:
         self.function_name = function_name
 
     def function_schema(self) -> dict[str, Any]:
-        schema = self.meta.get("inputSchema") or self.meta.get("input_schema") or {"type": "object", "properties": {}}
-        return {"type": "function", "function": {"name": self.function_name,
-                                                 "description": self.meta.get("description", ""),
-                                                 "parameters": schema}}
-
-    async def call_for_model(self, ctx: RunContext, args: Mapping[str, Any]) -> Any:
-        servers = ctx.services.get("mcp")
-        if servers is None:
-            return f"MCP server {self.mcp_id!r} is not configured"
-        try:
-            return await servers.call(self.mcp_id, self.name, dict(args))
-        except Exception as e:
-            return f"MCP server error: {e}"
+        return function_schema(self.meta, self.function_name)
 
 
 class Agent(LLM):
@@ -110,7 +100,7 @@ class Agent(LLM):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.tools: dict[str, ModelTool] = {}
+        self.tools: dict[str, ModelTool | _McpTool] = {}
 
     def _params(self) -> AgentParams:
         params = self.params
@@ -166,7 +156,7 @@ class Agent(LLM):
                 issues.extend(i for i in tool.requirements(services) if i.field != "params.llm_id")
         servers = services.get("mcp")
         for mcp_id in dict.fromkeys(str(s.get("mcp_id", "")) for s in self._params().mcp):
-            if servers is None or not servers.has(mcp_id):
+            if not isinstance(servers, McpServers) or mcp_id not in servers:
                 issues.append(DslIssue("no_mcp_server", f"uses MCP server {mcp_id!r}, which is not configured: add "
                                        f'[mcp_servers."{mcp_id}"] with its url to the configuration', self.id,
                                        "params.mcp"))
@@ -334,6 +324,21 @@ class Agent(LLM):
             schema["function"] = {**schema["function"], "name": name}
         history = copy.deepcopy(messages)
         tool_options = GenerationOptions(**{**options.__dict__, "tool_choice": "auto"})
+        servers = ctx.services.get("mcp")
+        if params.mcp and isinstance(servers, McpServers):
+            async with servers.connections(headers=params.custom_header or {}) as connections:
+                async for piece in self._rounds(ctx, model, history, options, tool_options, schemas, connections,
+                                                stream=stream):
+                    yield piece
+        else:
+            async for piece in self._rounds(ctx, model, history, options, tool_options, schemas, None,
+                                            stream=stream):
+                yield piece
+
+    async def _rounds(self, ctx: RunContext, model: ChatModel, history: list[Message], options: GenerationOptions,
+                      tool_options: GenerationOptions, schemas: list[dict[str, Any]],
+                      connections: McpConnections | None, *, stream: bool) -> AsyncIterator[str]:
+        params = self._params()
         for _ in range(params.max_rounds + 1):
             response: ChatResponse | None = None
             if stream:
@@ -358,7 +363,8 @@ class Agent(LLM):
                 yield THINK_OPEN
                 yield Thought(f"Running the {call.name} tool...")
                 yield THINK_CLOSE
-            results = await asyncio.gather(*(self._call_tool(ctx, call) for call in response.tool_calls))
+            results = await asyncio.gather(*(self._call_tool(ctx, call, connections)
+                                             for call in response.tool_calls))
             history.append({"role": "assistant", "content": response.content or "", "tool_calls": [
                 {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
                 for c in response.tool_calls]})
@@ -377,7 +383,7 @@ class Agent(LLM):
             add_usage(ctx, response)
             yield response.content
 
-    async def _call_tool(self, ctx: RunContext, call: ToolCall) -> str:
+    async def _call_tool(self, ctx: RunContext, call: ToolCall, connections: McpConnections | None) -> str:
         """One tool call's result as text for the model; problems are results too."""
         tool = self.tools.get(call.name)
         if tool is None:
@@ -389,6 +395,13 @@ class Agent(LLM):
         if not isinstance(args, dict):
             return (f"Tool arguments for {call.name} must be a JSON object, got "
                     f"{type(args).__name__ if args is not None else 'invalid JSON'}: {call.arguments[:200]}")
+        if isinstance(tool, _McpTool):
+            if connections is None:
+                return f"MCP server {tool.mcp_id!r} is not configured"
+            try:
+                return await connections.get(tool.mcp_id).call(tool.name, args)
+            except Exception as e:
+                return f"MCP server error: {e}"
         result = await tool.call_for_model(ctx, args)
         if result is None:
             result = ctx.state.output(tool.id, "content") or ctx.state.output_values(tool.id) \
