@@ -9,7 +9,7 @@ from tests.support.canvas import build, cpn, make_canvas, run_turn
 
 def test_unavailable_and_unknown_types_say_why() -> None:
     registry = builtin_registry(plugins=False)
-    assert "not available yet" in registry.why_unavailable("Retrieval")
+    assert "not available" in registry.why_unavailable("Bing")
     assert "v1 type" in registry.why_unavailable("Answer")
     assert registry.why_unavailable("Nope") == "unknown component type 'Nope'"
 

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from taskcanvas.cli import kb, models
 from taskcanvas.cli.run import run_command
 from taskcanvas.cli.validate import validate_command
 
@@ -31,6 +32,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+app.add_typer(models.app, name="models")
+app.add_typer(kb.app, name="kb")
 
 
 def _version() -> str:

@@ -26,6 +26,7 @@ from typing import Any
 
 from rich.console import Console
 
+from taskcanvas.assembly import close_services, engine_services, http_client, limits
 from taskcanvas.cli.render import (
     CliError,
     JsonlView,
@@ -41,10 +42,9 @@ from taskcanvas.config import Settings
 from taskcanvas.dsl.load import load_canvas_file
 from taskcanvas.runtime.cancel import CancelToken
 from taskcanvas.runtime.canvas import Canvas
-from taskcanvas.runtime.engine import Engine, Limits, Run
+from taskcanvas.runtime.engine import Engine, Run
 from taskcanvas.runtime.errors import RunStatus, StateError
 from taskcanvas.runtime.state import RunState
-from taskcanvas.tools.http import GuardedClient, HttpPolicy, create_client
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -124,8 +124,9 @@ def prepare(canvas_file: str, inputs_text: str | None, state_file: str | None) -
     dsl = load_canvas_file(canvas_file)
     canvas = Canvas.build(dsl, builtin_registry(), source=canvas_file)
     settings = Settings.load()
-    limits = Limits(concurrency=settings.concurrency, timeout=settings.timeout, timeouts=settings.timeouts)
-    engine = Engine(canvas, limits=limits, services={"settings": settings})
+    services = engine_services(settings)
+    canvas.check_services(services, source=canvas_file)
+    engine = Engine(canvas, limits=limits(settings), services=services)
     state = load_state(Path(state_file), canvas) if state_file else None
     session: Session
     if state is None:
@@ -133,19 +134,6 @@ def prepare(canvas_file: str, inputs_text: str | None, state_file: str | None) -
     else:
         session = "resumed" if state.waiting is not None else "continued"
     return Prepared(canvas, state, inputs, session), engine
-
-
-def http_client(settings: Settings) -> GuardedClient:
-    """The one outbound HTTP client of the run, guarded as the settings allow."""
-    policy = HttpPolicy(allow_private=settings.http_allow_private,
-                        allowed_hosts=frozenset(settings.http_allowed_hosts))
-    return create_client(policy)
-
-
-async def _close(client: Any) -> None:
-    close = getattr(client, "aclose", None)
-    if close is not None:
-        await close()
 
 
 class _CtrlC:
@@ -219,8 +207,8 @@ async def drive(engine: Engine, prepared: Prepared, *, query: str, view: View) -
                 run.status = run.status or RunStatus.CANCELLED
                 run.error = run.error or token.reason
     finally:
-        if client is not None:
-            await _close(client)
+        await client.aclose()
+        await close_services(engine.services)
     elapsed = time.perf_counter() - started
     view.summary(run.status, run.error, run.error_component, elapsed)
     return run.status, elapsed

@@ -27,6 +27,17 @@ from taskcanvas.components.variable_aggregator import VariableAggregator
 from taskcanvas.components.variable_assigner import VariableAssigner
 from taskcanvas.runtime.component import Component
 from taskcanvas.runtime.registry import Registry
+from taskcanvas.tools.arxiv import ArXiv
+from taskcanvas.tools.code_exec import CodeExec
+from taskcanvas.tools.duckduckgo import DuckDuckGo
+from taskcanvas.tools.github import GitHub
+from taskcanvas.tools.google import Google
+from taskcanvas.tools.google_scholar import GoogleScholar
+from taskcanvas.tools.pubmed import PubMed
+from taskcanvas.tools.retrieval import Retrieval
+from taskcanvas.tools.searxng import SearXNG
+from taskcanvas.tools.tavily import TavilyExtract, TavilySearch
+from taskcanvas.tools.wikipedia import Wikipedia
 
 __all__ = ["BUILTIN_COMPONENTS", "builtin_registry"]
 
@@ -36,6 +47,8 @@ BUILTIN_COMPONENTS: tuple[type[Component], ...] = (
     DataOperations, ListOperations, StringTransform, VariableAggregator, VariableAssigner,
     Invoke,
     LLM, Agent, Categorize,
+    Retrieval, TavilySearch, TavilyExtract, DuckDuckGo, Wikipedia, ArXiv, PubMed, Google, GoogleScholar, SearXNG,
+    GitHub, CodeExec,
 )
 
 _MODELS_AND_TOOLS = (
@@ -47,8 +60,7 @@ _LEGACY = "is a ragflow v1 type that ragflow itself no longer loads; re-save the
 
 UNAVAILABLE: dict[str, str] = {
     **{name: _MODELS_AND_TOOLS for name in (
-        "Retrieval", "CodeExec", "TavilySearch", "TavilyExtract", "DuckDuckGo",
-        "Google", "GoogleScholar", "Wikipedia", "PubMed", "ArXiv", "GitHub", "SearXNG", "KeenableSearch",
+        "KeenableSearch",
         "QueritSearch", "QueritContents", "BGPT", "Crawler", "DeepL", "QWeather", "AkShare", "YahooFinance",
         "WenCai", "Jin10", "TuShare", "Email", "ExeSQL", "MCP", "Bing",
     )},

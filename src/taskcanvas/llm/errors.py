@@ -18,6 +18,8 @@ class ModelError(TaskcanvasError):
     """A model call failed."""
 
     retryable = False
+    retry_after: float | None = None
+    """Seconds the provider asked us to wait before trying again (``Retry-After``), if it said."""
 
 
 class ModelNotConfigured(ModelError):

@@ -67,6 +67,8 @@ class RunContext:
     """The one outbound HTTP client (``httpx.AsyncClient`` with the SSRF guard), or ``None``."""
     services: dict[str, Any] = field(default_factory=dict)
     """Further injected services by name (models, sandboxes, knowledge bases)."""
+    task_id: str = ""
+    """The run's task (session) id, as ragflow's ``task_id`` (artifact links carry it)."""
     usage: dict[str, int] = field(
         default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "calls": 0})
     """Model token usage of the run, summed by the components that call models."""

@@ -107,7 +107,7 @@ class Run:
         self.error: str | None = None
         self.error_component: str | None = None
         self.ctx = RunContext(state=state, canvas=self.canvas, cancel=cancel, inputs=inputs,
-                              http=engine.http, services=engine.services)
+                              http=engine.http, services=engine.services, task_id=task_id)
         self._semaphore = asyncio.Semaphore(max(1, engine.limits.concurrency))
 
     # ------------------------------------------------------------------ driving

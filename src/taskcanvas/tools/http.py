@@ -40,7 +40,7 @@ import httpx
 
 from taskcanvas.errors import TaskcanvasError
 
-__all__ = ["GuardedClient", "HttpPolicy", "SsrfBlocked", "create_client"]
+__all__ = ["GuardedClient", "HttpPolicy", "SsrfBlocked", "check_host", "create_client"]
 
 _log = logging.getLogger(__name__)
 
@@ -136,6 +136,22 @@ def create_client(policy: HttpPolicy, *, proxy: str | None = None, **httpx_kwarg
         raise TypeError(f"create_client does not accept {', '.join(refused)}: the SSRF guard must own the "
                         "transport (pass a proxy with proxy=)")
     return GuardedClient(policy, proxy=proxy, options=httpx_kwargs)
+
+
+async def check_host(host: str, policy: HttpPolicy, port: int = 0) -> list[str]:
+    """The addresses of ``host`` that ``policy`` lets a connection that is not HTTP reach (a
+    database, an SMTP server), by the same rules as the HTTP guard; raises :class:`SsrfBlocked`.
+
+    Connect to one of the returned addresses, not to the name: a second DNS lookup could bring
+    in another address (DNS rebinding).
+    """
+    try:
+        addresses = await _checked_addresses(host.strip(), port, policy)
+    except _Refused as e:
+        shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        _log.warning("SSRF guard blocked host %s: %s", shown, e.reason)
+        raise SsrfBlocked(shown, e.reason) from None
+    return [str(address) for address in addresses]
 
 
 # --------------------------------------------------------------------------- transport

@@ -1,0 +1,65 @@
+"""Wiring: the services a canvas's components use, built once from :class:`Settings`.
+
+The engine gets its outside world injected (DESIGN.md): the one guarded HTTP client, the chat
+models, knowledge bases, the code sandbox, MCP servers, an artifact store. The CLI and the
+server build them here, the same way, and close them when done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from taskcanvas.config import Settings
+from taskcanvas.llm.config import ModelRegistry
+from taskcanvas.runtime.canvas import Canvas
+from taskcanvas.runtime.engine import Engine, Limits
+from taskcanvas.tools.http import GuardedClient, HttpPolicy, create_client
+from taskcanvas.tools.knowledge import KnowledgeBases
+from taskcanvas.tools.mcp import McpServers
+from taskcanvas.tools.sandbox import sandbox_services
+
+__all__ = ["close_services", "engine_services", "http_client", "limits", "open_engine"]
+
+
+def http_client(settings: Settings) -> GuardedClient:
+    """The one outbound HTTP client, guarded as the settings allow."""
+    return create_client(HttpPolicy(allow_private=settings.http_allow_private,
+                                    allowed_hosts=frozenset(settings.http_allowed_hosts)))
+
+
+def limits(settings: Settings) -> Limits:
+    return Limits(concurrency=settings.concurrency, timeout=settings.timeout, timeouts=settings.timeouts)
+
+
+def engine_services(settings: Settings) -> dict[str, Any]:
+    """Every service by the name components look it up under (``RunContext.services``)."""
+    return {
+        "settings": settings,
+        "models": ModelRegistry.from_settings(settings),
+        "knowledge": KnowledgeBases.from_settings(settings),
+        "mcp": McpServers.from_settings(settings),
+        **sandbox_services(settings),
+    }
+
+
+async def close_services(services: dict[str, Any]) -> None:
+    """Close what the services hold open (model clients, the sandbox)."""
+    await services["models"].aclose()
+    await services["sandbox"].aclose()
+
+
+@contextlib.asynccontextmanager
+async def open_engine(canvas: Canvas, settings: Settings, *, check: bool = True,
+                      source: str | None = None) -> AsyncIterator[Engine]:
+    """An engine for ``canvas`` with every service; checks the canvas's needs first; closes all after."""
+    services = engine_services(settings)
+    if check:
+        canvas.check_services(services, source=source)
+    client = http_client(settings)
+    try:
+        yield Engine(canvas, limits=limits(settings), http=client, services=services)
+    finally:
+        await client.aclose()
+        await close_services(services)
