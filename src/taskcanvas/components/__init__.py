@@ -27,17 +27,25 @@ from taskcanvas.components.variable_aggregator import VariableAggregator
 from taskcanvas.components.variable_assigner import VariableAssigner
 from taskcanvas.runtime.component import Component
 from taskcanvas.runtime.registry import Registry
+from taskcanvas.tools import china_market
 from taskcanvas.tools.arxiv import ArXiv
+from taskcanvas.tools.china_market import Jin10, TuShare
 from taskcanvas.tools.code_exec import CodeExec
+from taskcanvas.tools.crawler import Crawler
+from taskcanvas.tools.deepl import DeepL
 from taskcanvas.tools.duckduckgo import DuckDuckGo
+from taskcanvas.tools.email_tool import Email
+from taskcanvas.tools.exesql import ExeSQL
 from taskcanvas.tools.github import GitHub
 from taskcanvas.tools.google import Google
 from taskcanvas.tools.google_scholar import GoogleScholar
 from taskcanvas.tools.pubmed import PubMed
+from taskcanvas.tools.qweather import QWeather
 from taskcanvas.tools.retrieval import Retrieval
 from taskcanvas.tools.searxng import SearXNG
 from taskcanvas.tools.tavily import TavilyExtract, TavilySearch
 from taskcanvas.tools.wikipedia import Wikipedia
+from taskcanvas.tools.yahoo_finance import YahooFinance
 
 __all__ = ["BUILTIN_COMPONENTS", "builtin_registry"]
 
@@ -48,22 +56,16 @@ BUILTIN_COMPONENTS: tuple[type[Component], ...] = (
     Invoke,
     LLM, Agent, Categorize,
     Retrieval, TavilySearch, TavilyExtract, DuckDuckGo, Wikipedia, ArXiv, PubMed, Google, GoogleScholar, SearXNG,
-    GitHub, CodeExec,
+    GitHub, CodeExec, ExeSQL, Email, Crawler, DeepL, QWeather, YahooFinance, TuShare, Jin10,
 )
 
-_MODELS_AND_TOOLS = (
-    "is not available yet: taskcanvas runs it once models and tools land "
-    "(LLM, Agent, Categorize, Retrieval and the tools)"
-)
+_NOT_YET = "is not available: taskcanvas does not implement this tool yet"
 _DOCUMENTS = "is not available yet: document, spreadsheet and browser components come later"
 _LEGACY = "is a ragflow v1 type that ragflow itself no longer loads; re-save the canvas in ragflow's current editor"
 
 UNAVAILABLE: dict[str, str] = {
-    **{name: _MODELS_AND_TOOLS for name in (
-        "KeenableSearch",
-        "QueritSearch", "QueritContents", "BGPT", "Crawler", "DeepL", "QWeather", "AkShare", "YahooFinance",
-        "WenCai", "Jin10", "TuShare", "Email", "ExeSQL", "MCP", "Bing",
-    )},
+    **{name: _NOT_YET for name in ("KeenableSearch", "QueritSearch", "QueritContents", "BGPT", "Bing")},
+    **china_market.UNAVAILABLE,
     **{name: _DOCUMENTS for name in ("DocGenerator", "DocsGenerator", "ExcelProcessor", "Browser")},
     **{name: _LEGACY for name in ("Answer", "Generate", "Relevant", "RewriteQuestion", "KeywordExtract",
                                   "Baidu", "BaiduFanyi", "Concentrator")},

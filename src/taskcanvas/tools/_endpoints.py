@@ -69,6 +69,17 @@ DEFAULT_ENDPOINTS: dict[str, str] = {
     "pubmed": "https://eutils.ncbi.nlm.nih.gov",
     "serpapi": "https://serpapi.com",
     "github": "https://api.github.com",
+    "deepl": "https://api.deepl.com",
+    "deepl_free": "https://api-free.deepl.com",
+    "qweather_geo": "https://geoapi.qweather.com",
+    "qweather_dev": "https://devapi.qweather.com",
+    "qweather": "https://api.qweather.com",
+    "tushare": "http://api.tushare.pro",
+    "jin10": "https://open-data-api.jin10.com",
+    "yahoo": "https://query2.finance.yahoo.com",
+    "yahoo_query1": "https://query1.finance.yahoo.com",
+    "yahoo_root": "https://finance.yahoo.com",
+    "yahoo_cookie": "https://fc.yahoo.com",
 }
 
 

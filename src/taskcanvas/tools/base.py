@@ -152,9 +152,10 @@ class Tool(Component):
         state.set_output(self.id, "_created_time", started)
         result: Any = None
         for attempt in range(params.max_retries + 1):
+            # A tool may record a failure itself and still return what the model should read.
+            state.set_output(self.id, "_ERROR", "")
             try:
                 result = await self.call(ctx, **dict(args))
-                state.set_output(self.id, "_ERROR", "")
                 break
             except asyncio.CancelledError:
                 raise

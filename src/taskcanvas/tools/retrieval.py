@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import field_validator
 
+from taskcanvas.dsl.errors import DslIssue
 from taskcanvas.runtime.component import RunContext
 from taskcanvas.runtime.errors import RunError, VariableNotFound
 from taskcanvas.runtime.state import RunState
@@ -72,6 +74,10 @@ def _fraction(value: Any, name: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise ValueError(f"{name} {value!r} is not supported: it is a number from 0 to 1")
     return value
+
+
+_NONE_SELECTED = ("no knowledge base is selected: set dataset_ids in the canvas, or [knowledge] default = "
+                  "\"<name>\" in the configuration")
 
 
 class RetrievalParams(ToolParams):
@@ -150,6 +156,18 @@ class Retrieval(Tool):
         assert isinstance(params, RetrievalParams)
         return [str(i) for i in (params.dataset_ids or params.kb_ids) if i]
 
+    def requirements(self, services: Mapping[str, Any]) -> list[DslIssue]:
+        kbs = services.get(SERVICE)
+        if not isinstance(kbs, KnowledgeBases):
+            return []
+        ids = self.literal_dataset_ids()
+        if not self.dataset_ids() and not kbs.default:
+            params = self.params
+            assert isinstance(params, RetrievalParams)
+            if params.retrieval_from == "dataset":
+                return [DslIssue("no_knowledge_base", _NONE_SELECTED, self.id, "params.dataset_ids")]
+        return [DslIssue("no_knowledge_base", problem, self.id, "params.dataset_ids") for problem in kbs.check(ids)]
+
     def literal_dataset_ids(self) -> list[str]:
         """The ids that are not references: what :meth:`KnowledgeBases.check` can check before a run."""
         return [i for i in self.dataset_ids() if "@" not in i]
@@ -167,14 +185,14 @@ class Retrieval(Tool):
         if source == "memory" or (source != "dataset" and not ids and params.memory_ids):
             raise KnowledgeError("Retrieval from memory (memory_ids) is not available in taskcanvas; "
                                  "search knowledge bases with dataset_ids")
-        if not ids and source != "dataset":
-            return self._empty(state, empty)
-        refs = self._knowledge_refs(state, ids)
-        if not refs:
-            raise KnowledgeError("no knowledge base is selected (dataset_ids is empty)")
         kbs = ctx.services.get(SERVICE)
+        if not ids and source != "dataset" and not (isinstance(kbs, KnowledgeBases) and kbs.default):
+            return self._empty(state, empty)
         if not isinstance(kbs, KnowledgeBases):
             raise KnowledgeError("this run has no knowledge bases to search (no knowledge service was set up)")
+        refs = self._knowledge_refs(state, ids) or ([kbs.default] if kbs.default else [])
+        if not refs:
+            raise KnowledgeError(_NONE_SELECTED)
         if params.meta_data_filter:
             _log.warning("Retrieval %s: meta_data_filter is not supported by taskcanvas and was ignored", self.id)
         text = self._query_text(state, query)

@@ -17,6 +17,7 @@ Each one resolves, in this order, to:
        dataset_id = "b2a62730759d11ef"        # default: the id itself
        timeout = 30                           # seconds per request (default 30)
 
+   A Retrieval that names none searches ``[knowledge] default = "<id or name>"`` if set.
 2. the local knowledge base with that name, else with that id (``taskcanvas kb add NAME FILE...``);
 3. the catch-all entry ``[knowledge_bases."*"]`` (``backend = "ragflow"``, no ``dataset_id``):
    any other id is a dataset id of that server — the way to run a canvas exported from ragflow
@@ -126,9 +127,12 @@ class KnowledgeBases:
     """The knowledge bases a run can search (the ``knowledge`` service of the engine)."""
 
     def __init__(self, store: KnowledgeStore, config: Mapping[str, Any] | None = None, *,
-                 settings: Settings | None = None) -> None:
-        """``config`` is the ``[knowledge_bases]`` table; ``settings`` supplies ``api_key_env`` values."""
+                 settings: Settings | None = None, default: str | None = None) -> None:
+        """``config`` is the ``[knowledge_bases]`` table; ``settings`` supplies ``api_key_env`` values;
+        ``default`` is searched by a Retrieval that names no knowledge base (ragflow's templates ship
+        with none selected)."""
         self.store = store
+        self.default = default or None
         if config is not None and not isinstance(config, Mapping):
             raise ConfigError(f"[{SECTION}] in the configuration must be a table")
         self._entries = {str(ref): _parse_entry(str(ref), table, settings) for ref, table in (config or {}).items()}
@@ -136,7 +140,9 @@ class KnowledgeBases:
     @classmethod
     def from_settings(cls, settings: Settings) -> KnowledgeBases:
         """The local store in the data directory and the ``[knowledge_bases]`` of the configuration."""
-        return cls(KnowledgeStore.in_data_dir(settings.data_dir), settings.section(SECTION), settings=settings)
+        default = settings.section("knowledge").get("default")
+        return cls(KnowledgeStore.in_data_dir(settings.data_dir), settings.section(SECTION), settings=settings,
+                   default=str(default) if default else None)
 
     # ------------------------------------------------------------------ resolving
     def resolve(self, ref: str) -> Target:
