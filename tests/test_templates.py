@@ -15,6 +15,7 @@ from typing import Any
 
 from taskcanvas.testing.model_server import Reply, Rule, ScriptedModelServer
 from tests.support.canvas import FIXTURES
+from tests.support.mcp_server import mcp_server
 from tests.support.replay import replay_server
 
 TEMPLATES = FIXTURES / "templates"
@@ -178,3 +179,55 @@ def test_deep_research_uses_sub_agents_and_tavily(tmp_path: Path) -> None:
         assert rc == 0, (events, cli.tmp)
         assert text(events).endswith("Solid-state batteries roughly double energy density (example.org).")
         assert tavily.requests and tavily.requests[0].headers["authorization"] == "Bearer tvly-test"
+
+
+def test_stock_market_research_assistant_routes_and_tools(tmp_path: Path) -> None:
+    """Switch routes on the first Agent's answer; one route uses Yahoo, CodeExec, MCP and a sub-agent."""
+    timeseries = {"timeseries": {"result": [
+        {"meta": {"symbol": ["AAPL"], "type": ["annualTotalAssets"]}, "timestamp": [1719705600],
+         "annualTotalAssets": [{"asOfDate": "2024-09-28", "periodType": "12M", "currencyCode": "USD",
+                                "reportedValue": {"raw": 364980000000, "fmt": "364.98B"}}]}], "error": None}}
+
+    def price(symbol: str) -> str:
+        """The latest price of a stock."""
+        return f"{symbol} last traded at 231.50 USD"
+
+    with replay_server() as web, mcp_server("market", [price]) as mcp_url, ScriptedModelServer([
+        Rule("Not Found", system_contains="stock code", last_user_contains="weather", times=1),
+        Rule("AAPL", system_contains="stock code", times=1),
+        Rule("Internal report: Apple is steady.", last_user_contains="QUERY:"),
+        Rule(Reply(tool_calls=[{"name": "Internal_Research_Report_Retrieval_Agent_0", "arguments": {
+            "user_prompt": "internal view on AAPL", "reasoning": "r", "context": "c"}}]), has_tools=True, times=1),
+        Rule("Apple looks steady per internal research.", tool_result_contains="Internal report"),
+        Rule("Summary: Apple looks steady."),
+    ]) as server:
+        web.reply("GET", "/cookie/", text="", status=404)
+        web.reply("GET", "/q1/v1/test/getcrumb", text="crumb")
+        web.reply("GET", "/q2/ws/fundamentals-timeseries/v1/finance/timeseries/Apple", json=timeseries)
+        config = (f'[endpoints]\nyahoo = "{web.base}/q2"\nyahoo_query1 = "{web.base}/q1"\n'
+                  f'yahoo_root = "{web.base}/root"\nyahoo_cookie = "{web.base}/cookie"\ntavily = "{web.base}"\n'
+                  '[tools.tavily]\napi_key = "k"\n[http]\nallowed_hosts = ["127.0.0.1"]\n'
+                  '[knowledge_bases."60c53ed89acc11f0bc1e7a2a6d0b2755"]\nbackend = "local"\nname = "docs"\n'
+                  f'[mcp_servers."30d6ef8ea8d511f0828382e3548809fa"]\nurl = "{mcp_url}"\n')
+        cli = Cli(tmp_path, server, config)
+        _kb(cli, "docs", KB_TEXT)
+
+        rc, events = cli.run("stock_market_research_assistant", "weather")
+        assert rc == 0, events
+        assert text(events) == "Your query is not supported."
+
+        rc, events = cli.run("stock_market_research_assistant", "Apple")
+        assert rc == 0, events
+        said = text(events)
+        assert said.startswith("Company financial statements:"), said
+        assert "Total Assets" in said and "364,980,000,000" in said, said
+        assert said.endswith("Summary: Apple looks steady.")
+        started = [e["data"]["component_id"] for e in events if e["event"] == "node_started"]
+        assert {"YahooFinance:QuickAdsDig", "CodeExec:LightSheepTrade", "Agent:SadDodosRescue"} <= set(started)
+        tool_round = next(r for r in server.requests if any(m["role"] == "tool" for m in r["messages"]))
+        assert [m["content"] for m in tool_round["messages"] if m["role"] == "tool"] == [
+            "Internal report: Apple is steady."]
+        # The canvas lists no tools of its MCP server (``"tools": {}``), so, as in ragflow, none is offered;
+        # the server must still be configured, and is reachable (tests/components/test_agent_mcp.py calls one).
+        offered = [t["function"]["name"] for r in server.requests for t in r.get("tools") or []]
+        assert "price_1" not in offered

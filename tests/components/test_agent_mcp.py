@@ -1,50 +1,27 @@
 """An Agent whose tools come from a real MCP server on loopback."""
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
-from mcp.server.mcpserver import MCPServer
 
 from taskcanvas.config import Settings
 from taskcanvas.testing.model_server import Reply, Rule, ScriptedModelServer
 from taskcanvas.tools.mcp import McpServers
 from tests.support.canvas import build, cpn, make_canvas, run_turn
+from tests.support.mcp_server import mcp_server
 from tests.support.models import ServerModels
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def quote(symbol: str) -> str:
+    """The price of a stock."""
+    return f"{symbol}: 123.45 USD"
 
 
 @pytest.fixture(scope="module")
 def mcp_url() -> Iterator[str]:
-    app = MCPServer("quotes")
-
-    @app.tool()
-    def quote(symbol: str) -> str:
-        """The price of a stock."""
-        return f"{symbol}: 123.45 USD"
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app.streamable_http_app(), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
+    with mcp_server("quotes", [quote]) as url:
+        yield url
 
 
 async def test_agent_calls_an_mcp_tool(mcp_url: str, tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -278,7 +279,8 @@ class _Session:
                         row[point["asOfDate"]] = (point.get("reportedValue") or {}).get("raw")
                         dates.add(point["asOfDate"])
         columns = sorted(dates, reverse=True)
-        rows = [[key] + [_float(values[key].get(d)) for d in columns] for key in keys if key in values]
+        # ragflow reads yfinance's ``balance_sheet``/``cashflow`` properties, which title their rows.
+        rows = [[_title(key)] + [_float(values[key].get(d)) for d in columns] for key in keys if key in values]
         return _table(rows, ["", *(f"{d} 00:00:00" for d in columns)])
 
     async def news(self) -> list[dict[str, Any]]:
@@ -290,6 +292,11 @@ class _Session:
 
 
 # --------------------------------------------------------------------------- tables
+def _title(key: str) -> str:
+    """A line item as yfinance's ``pretty`` statements name it: ``NetPPE`` → ``Net PPE``."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", key)
+
+
 def _table(rows: list[list[Any]], headers: list[str]) -> str:
     """``DataFrame.to_markdown()``: tabulate's pipe format, the index as the first column."""
     return tabulate(rows, headers=headers, tablefmt="pipe")
