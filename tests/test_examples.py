@@ -22,3 +22,16 @@ async def test_quickstart_help_branch() -> None:
     dsl = json.loads(EXAMPLE.read_text(encoding="utf-8"))
     turn = await run_turn(dsl, query="help me")
     assert turn.text.startswith("Say hello, then give me a few topics")
+
+
+def test_the_agent_example_with_its_scripted_model(tmp_path) -> None:
+    from taskcanvas.testing.model_server import ScriptedModelServer
+    from tests.support.cli import Cli
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    with ScriptedModelServer.from_script(examples / "agent.model.json") as server:
+        cli = Cli(tmp_path, server)
+        rc, events = cli.run(str(examples / "agent.json"), "What is 17 * 23?")
+    assert rc == 0
+    answer = "".join(e["data"].get("content") or "" for e in events if e["event"] == "message")
+    assert answer.endswith("17 × 23 = 391.")
