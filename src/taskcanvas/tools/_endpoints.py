@@ -50,15 +50,16 @@ from importlib import metadata
 from typing import Any, ClassVar
 
 import httpx
+from pydantic import field_validator
 
 from taskcanvas.errors import TaskcanvasError
 from taskcanvas.runtime.component import RunContext
 from taskcanvas.runtime.state import RunState
 from taskcanvas.runtime.stream import TextStream
 from taskcanvas.runtime.templates import string_format
-from taskcanvas.tools.base import Tool
+from taskcanvas.tools.base import Tool, ToolParams
 
-__all__ = ["DEFAULT_ENDPOINTS", "ServiceError", "WebTool", "endpoint", "tool_secret"]
+__all__ = ["DEFAULT_ENDPOINTS", "SearchParams", "ServiceError", "WebTool", "endpoint", "tool_secret"]
 
 DEFAULT_ENDPOINTS: dict[str, str] = {
     "tavily": "https://api.tavily.com",
@@ -81,6 +82,20 @@ DEFAULT_ENDPOINTS: dict[str, str] = {
     "yahoo_root": "https://finance.yahoo.com",
     "yahoo_cookie": "https://fc.yahoo.com",
 }
+
+
+class SearchParams(ToolParams):
+    """Params of a search tool: the query (the user's by default) and how many results to keep."""
+
+    query: Any = "{sys.query}"
+    top_n: int = 10
+
+    @field_validator("top_n")
+    @classmethod
+    def _top_n(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError(f"top_n {v} is not supported: it is a positive whole number")
+        return v
 
 
 def _user_agent() -> str:

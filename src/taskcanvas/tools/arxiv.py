@@ -21,8 +21,8 @@ import httpx
 from pydantic import field_validator
 
 from taskcanvas.runtime.component import RunContext
-from taskcanvas.tools._endpoints import ServiceError, WebTool, endpoint
-from taskcanvas.tools.base import ToolMeta, ToolParams
+from taskcanvas.tools._endpoints import SearchParams, ServiceError, WebTool, endpoint
+from taskcanvas.tools.base import ToolMeta
 
 __all__ = ["ArXiv", "ArXivParams", "parse_feed"]
 
@@ -47,17 +47,9 @@ _ATOM = "{http://www.w3.org/2005/Atom}"
 _SORTS = ("submittedDate", "lastUpdatedDate", "relevance")
 
 
-class ArXivParams(ToolParams):
-    query: Any = "{sys.query}"
+class ArXivParams(SearchParams):
     top_n: int = 12
     sort_by: str = "submittedDate"
-
-    @field_validator("top_n")
-    @classmethod
-    def _top_n(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError(f"top_n {v} is not supported: it is a positive whole number")
-        return v
 
     @field_validator("sort_by")
     @classmethod

@@ -38,8 +38,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import field_validator
 
 from taskcanvas.runtime.component import RunContext
-from taskcanvas.tools._endpoints import ServiceError, WebTool, endpoint
-from taskcanvas.tools.base import ToolMeta, ToolParams
+from taskcanvas.tools._endpoints import SearchParams, ServiceError, WebTool, endpoint
+from taskcanvas.tools.base import ToolMeta
 
 __all__ = ["DuckDuckGo", "DuckDuckGoParams", "parse_html_results"]
 
@@ -75,23 +75,14 @@ _ADS = ("http://www.google.com/search?q=", "https://duckduckgo.com/y.js?ad_domai
 _TAGS = re.compile("<.*?>")
 
 
-class DuckDuckGoParams(ToolParams):
-    query: Any = "{sys.query}"
+class DuckDuckGoParams(SearchParams):
     channel: str = "text"
-    top_n: int = 10
 
     @field_validator("channel")
     @classmethod
     def _channel(cls, v: Any) -> Any:
         if v not in ("text", "general", "news"):
             raise ValueError(f"channel {v!r} is not supported: use text (the web) or news")
-        return v
-
-    @field_validator("top_n")
-    @classmethod
-    def _top_n(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError(f"top_n {v} is not supported: it is a positive whole number")
         return v
 
 

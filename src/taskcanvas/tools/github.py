@@ -20,11 +20,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import field_validator
-
 from taskcanvas.runtime.component import RunContext
-from taskcanvas.tools._endpoints import ServiceError, WebTool, endpoint, tool_secret
-from taskcanvas.tools.base import ToolMeta, ToolParams
+from taskcanvas.tools._endpoints import SearchParams, ServiceError, WebTool, endpoint, tool_secret
+from taskcanvas.tools.base import ToolMeta
 
 __all__ = ["GitHub", "GitHubParams"]
 
@@ -45,16 +43,8 @@ _META: ToolMeta = {
 }
 
 
-class GitHubParams(ToolParams):
-    query: Any = "{sys.query}"
-    top_n: int = 10
-
-    @field_validator("top_n")
-    @classmethod
-    def _top_n(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError(f"top_n {v} is not supported: it is a positive whole number")
-        return v
+class GitHubParams(SearchParams):
+    """The query and ``top_n`` (10) of every search tool."""
 
 
 class GitHub(WebTool):

@@ -30,8 +30,8 @@ from typing import Any, ClassVar
 from pydantic import field_validator
 
 from taskcanvas.runtime.component import RunContext
-from taskcanvas.tools._endpoints import ServiceError, WebTool, endpoint, tool_secret
-from taskcanvas.tools.base import ToolMeta, ToolParams
+from taskcanvas.tools._endpoints import SearchParams, ServiceError, WebTool, endpoint, tool_secret
+from taskcanvas.tools.base import ToolMeta
 
 __all__ = ["GoogleScholar", "GoogleScholarParams", "publication"]
 
@@ -57,8 +57,7 @@ _PAGE = 20
 _MAX_PAGES = 5
 
 
-class GoogleScholarParams(ToolParams):
-    query: Any = "{sys.query}"
+class GoogleScholarParams(SearchParams):
     top_n: int = 12
     sort_by: str = "relevance"
     year_low: int | None = None
@@ -70,13 +69,6 @@ class GoogleScholarParams(ToolParams):
     @classmethod
     def _no_year(cls, v: Any) -> Any:
         return None if v == "" else v
-
-    @field_validator("top_n")
-    @classmethod
-    def _top_n(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError(f"top_n {v} is not supported: it is a positive whole number")
-        return v
 
     @field_validator("sort_by")
     @classmethod

@@ -23,11 +23,9 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any, ClassVar
 
-from pydantic import field_validator
-
 from taskcanvas.runtime.component import RunContext
-from taskcanvas.tools._endpoints import ServiceError, WebTool, endpoint, tool_secret
-from taskcanvas.tools.base import ToolMeta, ToolParams
+from taskcanvas.tools._endpoints import SearchParams, ServiceError, WebTool, endpoint, tool_secret
+from taskcanvas.tools.base import ToolMeta
 
 __all__ = ["PubMed", "PubMedParams", "format_article"]
 
@@ -58,17 +56,9 @@ _MARKUP = re.compile(r"<(/?)b>|<(/?)i>")
 _POST_PAST = 200
 
 
-class PubMedParams(ToolParams):
-    query: Any = "{sys.query}"
+class PubMedParams(SearchParams):
     top_n: int = 12
     email: str = "A.N.Other@example.com"
-
-    @field_validator("top_n")
-    @classmethod
-    def _top_n(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError(f"top_n {v} is not supported: it is a positive whole number")
-        return v
 
 
 class PubMed(WebTool):

@@ -22,11 +22,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import field_validator
 
 from taskcanvas.runtime.component import RunContext
-from taskcanvas.tools._endpoints import ServiceError, WebTool
-from taskcanvas.tools.base import ToolMeta, ToolParams
+from taskcanvas.tools._endpoints import SearchParams, ServiceError, WebTool
+from taskcanvas.tools.base import ToolMeta
 from taskcanvas.tools.http import SsrfBlocked
 
 __all__ = ["SearXNG", "SearXNGParams"]
@@ -54,17 +53,8 @@ _META: ToolMeta = {
 }
 
 
-class SearXNGParams(ToolParams):
-    query: Any = "{sys.query}"
+class SearXNGParams(SearchParams):
     searxng_url: Any = ""
-    top_n: int = 10
-
-    @field_validator("top_n")
-    @classmethod
-    def _top_n(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError(f"top_n {v} is not supported: it is a positive whole number")
-        return v
 
 
 class SearXNG(WebTool):

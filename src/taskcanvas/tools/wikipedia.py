@@ -28,8 +28,8 @@ from typing import Any, ClassVar
 from pydantic import field_validator
 
 from taskcanvas.runtime.component import RunContext
-from taskcanvas.tools._endpoints import ServiceError, WebTool, endpoint
-from taskcanvas.tools.base import ToolMeta, ToolParams
+from taskcanvas.tools._endpoints import SearchParams, ServiceError, WebTool, endpoint
+from taskcanvas.tools.base import ToolMeta
 
 __all__ = ["LANGUAGES", "Wikipedia", "WikipediaParams"]
 
@@ -60,17 +60,8 @@ LANGUAGES = tuple(_LANGUAGES_TEXT.split())
 _BATCH = 20
 
 
-class WikipediaParams(ToolParams):
-    query: Any = "{sys.query}"
-    top_n: int = 10
+class WikipediaParams(SearchParams):
     language: str = "en"
-
-    @field_validator("top_n")
-    @classmethod
-    def _top_n(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError(f"top_n {v} is not supported: it is a positive whole number")
-        return v
 
     @field_validator("language")
     @classmethod
