@@ -10,8 +10,10 @@ is reported to the model as the call's result instead of ending the loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
@@ -179,7 +181,7 @@ class Agent(LLM):
 
     async def call_for_model(self, ctx: RunContext, args: Mapping[str, Any]) -> Any:
         state = ctx.state
-        state.set_output(self.id, "_created_time", asyncio.get_running_loop().time())
+        state.set_output(self.id, "_created_time", time.perf_counter())
         user_prompt = args.get("user_prompt")
         override = None
         if user_prompt:
@@ -343,10 +345,12 @@ class Agent(LLM):
             response: ChatResponse | None = None
             if stream:
                 final: list[ChatResponse] = []
-                async for piece in stream_pieces(ctx, model, history, tool_options, tools=schemas, final=final):
-                    yield piece
-                    if "**ERROR**" in piece:
-                        return
+                pieces = stream_pieces(ctx, model, history, tool_options, tools=schemas, final=final)
+                async with contextlib.aclosing(pieces):
+                    async for piece in pieces:
+                        yield piece
+                        if "**ERROR**" in piece:
+                            return
                 response = final[-1] if final else None
             else:
                 try:

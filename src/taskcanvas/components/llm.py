@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, ClassVar
 
 import json_repair
@@ -447,7 +448,7 @@ def is_answer(piece: str) -> bool:
 
 async def stream_pieces(ctx: RunContext, model: ChatModel, messages: list[Message],
                         options: GenerationOptions, tools: list[dict[str, Any]] | None = None,
-                        final: list[ChatResponse] | None = None) -> AsyncIterator[str]:
+                        final: list[ChatResponse] | None = None) -> AsyncGenerator[str, None]:
     """A model's stream as text pieces: ``<think>``, reasoning, ``</think>``, answer text.
 
     A model error becomes one ``**ERROR**: ...`` piece. The assembled response (tool calls,
@@ -455,21 +456,22 @@ async def stream_pieces(ctx: RunContext, model: ChatModel, messages: list[Messag
     """
     thinking = False
     try:
-        async for chunk in model.stream(messages, tools=tools, options=options):
-            if chunk.reasoning:
-                if not thinking:
-                    thinking = True
-                    yield THINK_OPEN
-                yield Thought(chunk.reasoning)
-            if chunk.content:
-                if thinking:
-                    thinking = False
-                    yield THINK_CLOSE
-                yield chunk.content
-            if chunk.done and chunk.response is not None:
-                add_usage(ctx, chunk.response)
-                if final is not None:
-                    final.append(chunk.response)
+        async with contextlib.aclosing(model.stream(messages, tools=tools, options=options)) as chunks:
+            async for chunk in chunks:
+                if chunk.reasoning:
+                    if not thinking:
+                        thinking = True
+                        yield THINK_OPEN
+                    yield Thought(chunk.reasoning)
+                if chunk.content:
+                    if thinking:
+                        thinking = False
+                        yield THINK_CLOSE
+                    yield chunk.content
+                if chunk.done and chunk.response is not None:
+                    add_usage(ctx, chunk.response)
+                    if final is not None:
+                        final.append(chunk.response)
     except ModelError as e:
         if thinking:
             yield THINK_CLOSE

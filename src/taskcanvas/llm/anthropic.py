@@ -22,7 +22,7 @@ presence/frequency penalties have no Anthropic equivalent and are not sent.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +83,7 @@ class AnthropicChatModel:
         return _response(message)
 
     async def stream(self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None = None,
-                     options: GenerationOptions | None = None) -> AsyncIterator[ChatChunk]:
+                     options: GenerationOptions | None = None) -> AsyncGenerator[ChatChunk, None]:
         request = {**self._request(messages, tools, options), "stream": True}
         # Retried only while opening: once text has been handed out, a retry would repeat it.
         sdk_stream = await with_retries(lambda: self._create(request), self._retry)

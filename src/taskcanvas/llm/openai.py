@@ -12,7 +12,7 @@ never the key.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,7 +71,7 @@ class OpenAIChatModel:
         return _response(completion)
 
     async def stream(self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None = None,
-                     options: GenerationOptions | None = None) -> AsyncIterator[ChatChunk]:
+                     options: GenerationOptions | None = None) -> AsyncGenerator[ChatChunk, None]:
         request = self._request(messages, tools, options, stream=True)
         # Retried only while opening: once text has been handed out, a retry would repeat it.
         sdk_stream: openai.AsyncStream[ChatCompletionChunk] = await with_retries(

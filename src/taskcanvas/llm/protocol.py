@@ -7,7 +7,7 @@ these into its own API and back, reports usage, and raises :mod:`taskcanvas.llm.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -86,7 +86,7 @@ class ChatModel(Protocol):
         ...
 
     def stream(self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None = None,
-               options: GenerationOptions | None = None) -> AsyncIterator[ChatChunk]:
+               options: GenerationOptions | None = None) -> AsyncGenerator[ChatChunk, None]:
         """The answer as it is produced; cancelling the iteration cancels the request."""
         ...
 
