@@ -122,3 +122,16 @@ async def test_unknown_tool_types_fail_validation_naming_the_agent() -> None:
     with pytest.raises(DslError) as err:
         build(dsl)
     assert "component 'agent'" in str(err.value) and "tool 'b'" in str(err.value) and "'Bing'" in str(err.value)
+
+
+async def test_a_session_with_tool_outputs_continues_in_another_process(server: ScriptedModelServer) -> None:
+    from tests.support.canvas import next_turn
+
+    server.add(Rule(Reply(tool_calls=[{"name": "weather_0", "arguments": {"city": "Oslo"}}]), times=1))
+    server.add(Rule("Snowy.", tool_result_contains="Oslo"))
+    server.add(Rule("Still snowy."))
+    first = await run_turn(_engine(_canvas({}), server), query="Weather in Oslo?")
+    assert first.output("agent-->Weather_Tool", "formalized_content") == "sunny in Oslo"
+    second = await next_turn(first, query="And now?")
+    assert second.status.value == "finished"
+    assert second.output("agent", "content") == "Still snowy."

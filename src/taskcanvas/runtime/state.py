@@ -248,11 +248,14 @@ class RunState:
         outputs = data.get("outputs") or {}
         if not all(isinstance(v, dict) for v in outputs.values()):
             raise StateError("the session state is damaged: each component's outputs must be a JSON object")
-        unknown = sorted(set(outputs) - set(component_ids))
+        known = set(component_ids)
+        # An Agent's tools keep their outputs under "<agent id>--><tool name>".
+        unknown = sorted(cid for cid in outputs if cid.split("-->")[0] not in known)
         if unknown:
             raise StateError(f"the session state belongs to another canvas: it has components {unknown} "
                              "that this canvas does not")
         comps = {cid: dict(outputs.get(cid) or {}) for cid in component_ids}
+        comps.update({cid: dict(v) for cid, v in outputs.items() if cid not in comps})
         return cls(
             components=comps,
             inputs=data.get("inputs") or {},
