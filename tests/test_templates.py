@@ -14,7 +14,7 @@ from taskcanvas.testing.model_server import Reply, Rule, ScriptedModelServer
 from tests.support.canvas import FIXTURES
 from tests.support.cli import Cli
 from tests.support.mcp_server import mcp_server
-from tests.support.replay import replay_server
+from tests.support.replay import ReplayServer
 
 TEMPLATES = FIXTURES / "templates"
 
@@ -130,7 +130,7 @@ def test_smart_customer_service_routes_to_the_right_knowledge_base(tmp_path: Pat
 
 
 def test_deep_research_uses_sub_agents_and_tavily(tmp_path: Path) -> None:
-    with replay_server() as tavily, ScriptedModelServer([
+    with ReplayServer() as tavily, ScriptedModelServer([
         Rule(Reply(tool_calls=[{"name": "Web_Search_Specialist_0", "arguments": {
             "user_prompt": "find sources on solid-state batteries", "reasoning": "need sources", "context": "-"}}]),
             system_contains="Strategy Research Director", has_tools=True, times=1),
@@ -163,7 +163,7 @@ def test_stock_market_research_assistant_routes_and_tools(tmp_path: Path) -> Non
         """The latest price of a stock."""
         return f"{symbol} last traded at 231.50 USD"
 
-    with replay_server() as web, mcp_server("market", [price]) as mcp_url, ScriptedModelServer([
+    with ReplayServer() as web, mcp_server("market", [price]) as mcp_url, ScriptedModelServer([
         Rule("Not Found", system_contains="stock code", last_user_contains="weather", times=1),
         Rule("AAPL", system_contains="stock code", tool_result_contains="Apple Inc."),
         Rule(Reply(tool_calls=[{"name": "tavily_search_0", "arguments": {"query": "Apple stock code"}}]),

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import socket
-import threading
-import time
-from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 import pytest
 
@@ -22,6 +19,7 @@ from taskcanvas.runtime.engine import Engine
 from taskcanvas.runtime.errors import RunStatus
 from taskcanvas.tools.http import GuardedClient, HttpPolicy, create_client
 from tests.support.canvas import Turn, build, cpn, make_canvas, run_turn
+from tests.support.replay import ANY, Recorded, ReplayServer, Reply
 
 PAGE = """<!DOCTYPE html><html><head><title>Ignored</title><style>p {color: red}</style></head>
 <body><h1>Weather <b>today</b></h1><p>Sunny   and
@@ -29,78 +27,26 @@ PAGE = """<!DOCTYPE html><html><head><title>Ignored</title><style>p {color: red}
 <ul><li>Mon</li><li>Tue</li></ul></body></html>"""
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def _handle(self) -> None:
-        path = urlsplit(self.path).path
-        hits = self.server.hit(path)
-        if (path == "/flaky" and hits == 1) or path == "/down":
-            self.close_connection = True  # hang up without an answer: a transport failure
-            return
-        if path == "/slow":
-            time.sleep(1.5)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode() if length else ""
-        if path == "/html":
-            self._reply(200, PAGE.encode(), "text/html; charset=utf-8")
-        elif path == "/redirect":
-            self._reply(302, b"moved elsewhere", "text/plain", location="/echo")
-        elif path in ("/flaky", "/text", "/slow"):
-            self._reply(200, b"hello from the server", "text/plain")
-        else:
-            echo = {"method": self.command, "target": self.path, "headers": dict(self.headers.items()), "body": body}
-            self._reply(200, json.dumps(echo).encode(), "application/json")
-
-    def _reply(self, status: int, body: bytes, ctype: str, location: str | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        if location:
-            self.send_header("Location", location)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+HELLO = Reply(body=b"hello from the server", content_type="text/plain")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.hits: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, path: str) -> int:
-        with self._lock:
-            self.hits[path] = self.hits.get(path, 0) + 1
-            return self.hits[path]
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+def _echo_request(request: Recorded) -> Reply:
+    echo = {"method": request.method, "target": request.target, "headers": dict(request.headers.items()),
+            "body": request.body.decode()}
+    return Reply(body=json.dumps(echo))
 
 
 @pytest.fixture
-def server() -> Iterator[_Server]:
-    srv = _Server()
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
+def server(replay: ReplayServer) -> ReplayServer:
+    """Echoes any other request; ``/flaky`` hangs up the first time, ``/down`` every time."""
+    replay.route("GET", "/html", Reply(body=PAGE, content_type="text/html; charset=utf-8"))
+    replay.route("GET", "/redirect", Reply(302, b"moved elsewhere", "text/plain", headers={"Location": "/echo"}))
+    replay.route("GET", "/text", HELLO)
+    replay.route("GET", "/slow", replace(HELLO, delay=1.5))
+    replay.route("GET", "/flaky", Reply(hang_up=True), HELLO)
+    replay.route("GET", "/down", Reply(hang_up=True))
+    replay.route(ANY, ANY, _echo_request)
+    return replay
 
 
 @pytest.fixture
@@ -132,7 +78,7 @@ def _echo(turn: Turn) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- requests
-async def test_get_sends_variables_as_query_params_like_requests(server: _Server, http: GuardedClient) -> None:
+async def test_get_sends_variables_as_query_params_like_requests(server: ReplayServer, http: GuardedClient) -> None:
     turn = await _run({
         "url": server.url("/echo?fixed=1"),
         "variables": [
@@ -151,13 +97,13 @@ async def test_get_sends_variables_as_query_params_like_requests(server: _Server
     assert turn.finished("invoke")["inputs"] == {"sys.query": "hello world"}
 
 
-async def test_url_references_and_missing_scheme(server: _Server, http: GuardedClient) -> None:
+async def test_url_references_and_missing_scheme(server: ReplayServer, http: GuardedClient) -> None:
     bare = server.url("/echo/{sys.query}?city= {env.city}").removeprefix("http://")
     turn = await _run({"url": bare}, http, query="forecast", globals={"env.city": "Oslo"})
     assert _echo(turn)["target"] == "/echo/forecast?city=%20Oslo"
 
 
-async def test_post_json_body(server: _Server, http: GuardedClient) -> None:
+async def test_post_json_body(server: ReplayServer, http: GuardedClient) -> None:
     turn = await _run({
         "url": server.url("/echo"),
         "method": "post",
@@ -176,7 +122,7 @@ async def test_post_json_body(server: _Server, http: GuardedClient) -> None:
     assert echo["body"] == '{"name": "Bob", "count": 3, "obj": {"a": [1, 2]}, "note": "not json: Bob", "empty": ""}'
 
 
-async def test_put_formdata_body(server: _Server, http: GuardedClient) -> None:
+async def test_put_formdata_body(server: ReplayServer, http: GuardedClient) -> None:
     turn = await _run({
         "url": server.url("/echo"),
         "method": "PUT",
@@ -190,7 +136,7 @@ async def test_put_formdata_body(server: _Server, http: GuardedClient) -> None:
     assert dict(parse_qsl(echo["body"])) == {"name": "Zoë & co", "count": "3"}
 
 
-async def test_headers_with_placeholders(server: _Server, http: GuardedClient) -> None:
+async def test_headers_with_placeholders(server: ReplayServer, http: GuardedClient) -> None:
     headers = {
         "Authorization": "Bearer {token}",
         "X-User": "{sys.query}",
@@ -211,14 +157,14 @@ async def test_headers_with_placeholders(server: _Server, http: GuardedClient) -
     assert got["Content-Type"] == "text/plain"  # the author's content type wins, as with requests
 
 
-async def test_a_missing_header_placeholder_fails_the_component(server: _Server, http: GuardedClient) -> None:
+async def test_a_missing_header_placeholder_fails_the_component(server: ReplayServer, http: GuardedClient) -> None:
     turn = await _run({"url": server.url("/echo"), "headers": '{"Authorization": "Bearer {nope}"}'}, http)
     assert turn.status is RunStatus.FAILED
     assert turn.finished("invoke")["error"] == "Can't find variable: 'nope'"
     assert server.hits == {}
 
 
-async def test_clean_html(server: _Server, http: GuardedClient) -> None:
+async def test_clean_html(server: ReplayServer, http: GuardedClient) -> None:
     turn = await _run({"url": server.url("/html"), "clean_html": True}, http)
     assert turn.output("invoke", "result") == "# Weather today\nSunny and warm\nHigh 25°C\nMon\nTue"
 
@@ -228,35 +174,35 @@ def test_html_text_keeps_tables_as_html_at_the_end() -> None:
     assert html_text(page) == "before\nafter\n x\n  y\n<table><tr><td>a & b</td></tr></table>"
 
 
-async def test_redirects_are_not_followed(server: _Server, http: GuardedClient) -> None:
+async def test_redirects_are_not_followed(server: ReplayServer, http: GuardedClient) -> None:
     turn = await _run({"url": server.url("/redirect")}, http)
     assert turn.output("invoke", "result") == "moved elsewhere"
     assert server.hits == {"/redirect": 1}
 
 
 # --------------------------------------------------------------------------- canvas
-async def test_the_response_reaches_the_user(server: _Server, http: GuardedClient) -> None:
+async def test_the_response_reaches_the_user(server: ReplayServer, http: GuardedClient) -> None:
     turn = await _run({"url": server.url("/text")}, http, message="Server says: {invoke@result}")
     assert turn.status is RunStatus.FINISHED
     assert turn.text == "Server says: hello from the server"
     assert turn.of("node_started")[1]["thoughts"] == "Waiting for the server respond..."
 
 
-async def test_a_failed_attempt_is_retried_by_the_engine(server: _Server, http: GuardedClient) -> None:
+async def test_a_failed_attempt_is_retried_by_the_engine(server: ReplayServer, http: GuardedClient) -> None:
     turn = await _run({"url": server.url("/flaky"), "max_retries": 1, "delay_after_error": 0}, http)
     assert turn.status is RunStatus.FINISHED
     assert turn.text == "hello from the server"
     assert server.hits == {"/flaky": 2}
 
 
-async def test_the_last_error_is_kept_when_retries_run_out(server: _Server, http: GuardedClient) -> None:
+async def test_the_last_error_is_kept_when_retries_run_out(server: ReplayServer, http: GuardedClient) -> None:
     turn = await _run({"url": server.url("/down"), "max_retries": 1, "delay_after_error": 0}, http)
     assert turn.status is RunStatus.FAILED
     assert turn.finished("invoke")["error"] == "Server disconnected without sending a response."
     assert server.hits == {"/down": 2}
 
 
-async def test_the_request_timeout_applies(server: _Server, http: GuardedClient) -> None:
+async def test_the_request_timeout_applies(server: ReplayServer, http: GuardedClient) -> None:
     turn = await _run({"url": server.url("/slow"), "timeout": 1}, http)
     assert turn.status is RunStatus.FAILED
     assert turn.finished("invoke")["error"] == "the request timed out after 1 seconds (ReadTimeout)"
@@ -277,7 +223,7 @@ def test_the_time_limit_follows_the_timeout_param(http: GuardedClient) -> None:
     "http://169.254.169.254/latest/meta-data/",
     "http://[::1]:{port}/echo",
 ])
-async def test_private_urls_are_not_valid(server: _Server, url: str) -> None:
+async def test_private_urls_are_not_valid(server: ReplayServer, url: str) -> None:
     async with create_client(HttpPolicy()) as guarded:
         port = server.server_address[1]
         turn = await _run({"url": url.format(port=port), "max_retries": 2, "delay_after_error": 0}, guarded)
@@ -287,7 +233,7 @@ async def test_private_urls_are_not_valid(server: _Server, url: str) -> None:
     assert server.hits == {}
 
 
-async def test_a_private_proxy_is_not_valid(server: _Server, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_private_proxy_is_not_valid(server: ReplayServer, monkeypatch: pytest.MonkeyPatch) -> None:
     loop = asyncio.get_running_loop()
     real = loop.getaddrinfo
 
@@ -304,7 +250,7 @@ async def test_a_private_proxy_is_not_valid(server: _Server, monkeypatch: pytest
     assert server.hits == {}
 
 
-async def test_an_allowed_proxy_is_used(server: _Server, http: GuardedClient) -> None:
+async def test_an_allowed_proxy_is_used(server: ReplayServer, http: GuardedClient) -> None:
     turn = await _run({"url": server.url("/echo"), "proxy": f"http://127.0.0.1:{server.server_address[1]}"}, http)
     # A forward proxy receives the absolute URL.
     assert _echo(turn)["target"] == server.url("/echo")

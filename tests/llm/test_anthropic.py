@@ -1,4 +1,4 @@
-"""AnthropicChatModel against a small Messages API server on 127.0.0.1, written here.
+"""AnthropicChatModel against a Messages API on 127.0.0.1 (the replay server, answering as scripted here).
 
 The server speaks the Messages API as the SDK expects it: JSON answers, SSE streams
 (``message_start``, ``content_block_*``, ``message_delta``, ``message_stop``, ``ping``, ``error``)
@@ -8,11 +8,9 @@ and error bodies ``{"type": "error", "error": {"type", "message"}}``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -21,6 +19,7 @@ from taskcanvas.llm.anthropic import AnthropicChatModel, to_anthropic_messages, 
 from taskcanvas.llm.errors import ContextTooLong, ModelAuthError, ModelRateLimited, ModelUnavailable
 from taskcanvas.llm.protocol import ChatChunk, ChatResponse, GenerationOptions
 from taskcanvas.llm.retry import RetryPolicy
+from tests.support.replay import Recorded, ReplayServer, Reply
 
 FAST = RetryPolicy(max_retries=2, delay=0.01)
 KEY = "sk-ant-test-9876"
@@ -29,68 +28,23 @@ CITY = {"type": "object", "properties": {"city": {"type": "string"}}}
 TOOLS = [{"type": "function", "function": {"name": "weather", "description": "Weather in a city", "parameters": CITY}}]
 
 
-class MessagesServer:
-    """Answers ``POST /v1/messages`` with scripted replies, in order (the last one repeats)."""
+MESSAGES = "/v1/messages"
 
-    def __init__(self) -> None:
-        self.replies: list[dict[str, Any]] = [{"content": [{"type": "text", "text": "Hi!"}]}]
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self.disconnected = threading.Event()
-        outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+def script(server: ReplayServer, *replies: dict[str, Any]) -> None:
+    """``POST /v1/messages`` answers with these scripted replies, in order (the last one repeats)."""
+    server.route("POST", MESSAGES, *[functools.partial(_answer, reply) for reply in replies])
 
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append(body)
-                outer.headers.append({k.lower(): v for k, v in self.headers.items()})
-                reply = outer.replies.pop(0) if len(outer.replies) > 1 else outer.replies[0]
-                if "status" in reply:
-                    self._send(reply["status"], {"type": "error", "error": reply["error"]}, reply.get("headers", {}))
-                elif body.get("stream"):
-                    self._stream(body, reply)
-                else:
-                    self._send(200, _message(body, reply))
 
-            def _send(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
-                payload = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def _stream(self, body: dict[str, Any], reply: dict[str, Any]) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                try:
-                    for event in _events(body, reply):
-                        self.wfile.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
-                        self.wfile.flush()
-                        time.sleep(reply.get("chunk_delay", 0))
-                except (BrokenPipeError, ConnectionResetError):
-                    outer.disconnected.set()
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-
-    def __enter__(self) -> MessagesServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+def _answer(reply: dict[str, Any], request: Recorded) -> Reply:
+    """The Messages API's answer to ``request``: an error, an SSE stream or a JSON message."""
+    body = request.json()
+    if "status" in reply:
+        return Reply(reply["status"], {"type": "error", "error": reply["error"]}, headers=reply.get("headers", {}))
+    if body.get("stream"):
+        events = (f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode() for event in _events(body, reply))
+        return Reply(200, content_type="text/event-stream", stream=events, chunk_delay=reply.get("chunk_delay", 0))
+    return Reply(200, _message(body, reply))
 
 
 def _usage(reply: dict[str, Any]) -> dict[str, int]:
@@ -144,14 +98,15 @@ def _events(body: dict[str, Any], reply: dict[str, Any]) -> Iterator[dict[str, A
 
 
 @pytest.fixture
-def server() -> Iterator[MessagesServer]:
-    with MessagesServer() as srv:
-        yield srv
+def server(replay: ReplayServer) -> ReplayServer:
+    """Speaks the Messages API on ``POST /v1/messages``; answers "Hi!" unless a test scripts it."""
+    script(replay, {"content": [{"type": "text", "text": "Hi!"}]})
+    return replay
 
 
 @pytest.fixture
-async def model(server: MessagesServer) -> AsyncIterator[AnthropicChatModel]:
-    chat_model = AnthropicChatModel("claude-test", api_key=KEY, base_url=server.base_url, retry=FAST)
+async def model(server: ReplayServer) -> AsyncIterator[AnthropicChatModel]:
+    chat_model = AnthropicChatModel("claude-test", api_key=KEY, base_url=server.base, retry=FAST)
     yield chat_model
     await chat_model.aclose()
 
@@ -205,25 +160,25 @@ def test_openai_function_tools_become_anthropic_tools() -> None:
     assert to_anthropic_tool(native) == native
 
 
-async def test_the_request_carries_system_tools_key_and_default_max_tokens(server: MessagesServer,
+async def test_the_request_carries_system_tools_key_and_default_max_tokens(server: ReplayServer,
                                                                          model: AnthropicChatModel) -> None:
     await model.chat([{"role": "system", "content": "Be brief."}, *USER], tools=TOOLS,
                      options=GenerationOptions(tool_choice="required"))
-    sent = server.requests[-1]
+    sent = server.requests[-1].json()
     assert sent["model"] == "claude-test" and sent["max_tokens"] == 4096 and sent["system"] == "Be brief."
     assert sent["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hello"}]}]
     assert sent["tools"] == [to_anthropic_tool(TOOLS[0])] and sent["tool_choice"] == {"type": "any"}
-    headers = server.headers[-1]
+    headers = server.requests[-1].headers
     assert KEY in (headers.get("x-api-key"), headers.get("authorization", "").removeprefix("Bearer "))
     assert "anthropic-version" in headers
 
 
-async def test_options_map_to_the_messages_api(server: MessagesServer, model: AnthropicChatModel) -> None:
+async def test_options_map_to_the_messages_api(server: ReplayServer, model: AnthropicChatModel) -> None:
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     await model.chat(USER, options=GenerationOptions(
         max_tokens=100, temperature=0.3, top_p=0.8, presence_penalty=0.5, frequency_penalty=0.5, json_schema=schema,
         extra={"metadata": {"user_id": "u1"}}))
-    sent = server.requests[-1]
+    sent = server.requests[-1].json()
     assert (sent["max_tokens"], sent["temperature"], sent["top_p"]) == (100, 0.3, 0.8)
     assert "presence_penalty" not in sent and "frequency_penalty" not in sent
     assert sent["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
@@ -236,12 +191,12 @@ async def test_options_map_to_the_messages_api(server: MessagesServer, model: An
     ({"type": "enabled", "budget_tokens": 8000}, 2000, {"type": "enabled", "budget_tokens": 8000}, 12096),
     ("disabled", None, {"type": "disabled"}, 4096),
 ])
-async def test_a_thinking_switch_becomes_the_thinking_object(server: MessagesServer, model: AnthropicChatModel,
+async def test_a_thinking_switch_becomes_the_thinking_object(server: ReplayServer, model: AnthropicChatModel,
                                                             switch: object, max_tokens: int | None,
                                                             expected: dict[str, Any], sent_max_tokens: int) -> None:
     await model.chat(USER, options=GenerationOptions(max_tokens=max_tokens, temperature=0.3,
                                                      extra={"thinking": switch}))
-    sent = server.requests[-1]
+    sent = server.requests[-1].json()
     assert (sent["thinking"], sent["max_tokens"]) == (expected, sent_max_tokens)
     assert ("temperature" in sent) is (expected["type"] == "disabled")  # refused by the API while thinking
 
@@ -254,9 +209,9 @@ ANSWER = {"content": [
 ], "usage": {"input_tokens": 20, "output_tokens": 9, "cache_read_input_tokens": 5}}
 
 
-async def test_chat_reads_text_thinking_tool_use_and_usage(server: MessagesServer,
+async def test_chat_reads_text_thinking_tool_use_and_usage(server: ReplayServer,
                                                            model: AnthropicChatModel) -> None:
-    server.replies = [ANSWER]
+    script(server, ANSWER)
     response = await model.chat(USER, tools=TOOLS)
     assert response.content == "Checking the weather now" and response.reasoning == "The user wants weather."
     assert [(c.id, c.name, json.loads(c.arguments)) for c in response.tool_calls] == [
@@ -265,9 +220,9 @@ async def test_chat_reads_text_thinking_tool_use_and_usage(server: MessagesServe
     assert (response.usage.prompt_tokens, response.usage.completion_tokens) == (25, 9)
 
 
-async def test_stream_yields_thinking_then_text_then_the_whole_answer(server: MessagesServer,
+async def test_stream_yields_thinking_then_text_then_the_whole_answer(server: ReplayServer,
                                                                       model: AnthropicChatModel) -> None:
-    server.replies = [ANSWER]
+    script(server, ANSWER)
     chunks, response = await collect(model, tools=TOOLS)
     assert chunks[0] == ChatChunk(reasoning="The user wants weather.")
     assert [c.content for c in chunks[1:]] == ["Checking ", "the ", "weather ", "now "]
@@ -278,10 +233,10 @@ async def test_stream_yields_thinking_then_text_then_the_whole_answer(server: Me
     assert (response.usage.prompt_tokens, response.usage.completion_tokens) == (25, 9)
 
 
-async def test_stop_reasons_use_openai_words(server: MessagesServer, model: AnthropicChatModel) -> None:
-    server.replies = [{"content": [{"type": "text", "text": "cut"}], "stop_reason": "max_tokens"}]
+async def test_stop_reasons_use_openai_words(server: ReplayServer, model: AnthropicChatModel) -> None:
+    script(server, {"content": [{"type": "text", "text": "cut"}], "stop_reason": "max_tokens"})
     assert (await model.chat(USER)).finish_reason == "length"
-    server.replies = [{"content": [{"type": "text", "text": "done"}]}]
+    script(server, {"content": [{"type": "text", "text": "done"}]})
     assert (await collect(model))[1].finish_reason == "stop"
 
 
@@ -290,45 +245,45 @@ def error(status: int, kind: str, message: str, **headers: str) -> dict[str, Any
     return {"status": status, "error": {"type": kind, "message": message}, "headers": headers}
 
 
-async def test_refused_credentials(server: MessagesServer, model: AnthropicChatModel) -> None:
-    server.replies = [error(401, "authentication_error", "invalid x-api-key")]
+async def test_refused_credentials(server: ReplayServer, model: AnthropicChatModel) -> None:
+    script(server, error(401, "authentication_error", "invalid x-api-key"))
     with pytest.raises(ModelAuthError) as caught:
         await model.chat(USER)
     message = str(caught.value)
-    assert server.base_url in message and "'claude-test'" in message and "invalid x-api-key" in message
+    assert server.base in message and "'claude-test'" in message and "invalid x-api-key" in message
     assert KEY not in message and len(server.requests) == 1
 
 
-async def test_rate_limit_is_retried_then_succeeds(server: MessagesServer, model: AnthropicChatModel) -> None:
-    server.replies = [error(429, "rate_limit_error", "slow down"), {"content": [{"type": "text", "text": "ok"}]}]
+async def test_rate_limit_is_retried_then_succeeds(server: ReplayServer, model: AnthropicChatModel) -> None:
+    script(server, error(429, "rate_limit_error", "slow down"), {"content": [{"type": "text", "text": "ok"}]})
     assert (await model.chat(USER)).content == "ok"
     assert len(server.requests) == 2
 
 
-async def test_rate_limit_gives_up(server: MessagesServer, model: AnthropicChatModel) -> None:
-    server.replies = [error(429, "rate_limit_error", "slow down", **{"retry-after": "0"})]
+async def test_rate_limit_gives_up(server: ReplayServer, model: AnthropicChatModel) -> None:
+    script(server, error(429, "rate_limit_error", "slow down", **{"retry-after": "0"}))
     with pytest.raises(ModelRateLimited, match=r"slow down \(gave up after 3 attempts\)"):
         await model.chat(USER)
     assert len(server.requests) == 3
 
 
-async def test_prompt_too_long_is_context_too_long(server: MessagesServer, model: AnthropicChatModel) -> None:
-    server.replies = [error(400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum")]
+async def test_prompt_too_long_is_context_too_long(server: ReplayServer, model: AnthropicChatModel) -> None:
+    script(server, error(400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum"))
     with pytest.raises(ContextTooLong, match="prompt is too long"):
         await model.chat(USER)
     assert len(server.requests) == 1
 
 
-async def test_overloaded_is_unavailable_after_retries(server: MessagesServer, model: AnthropicChatModel) -> None:
-    server.replies = [error(529, "overloaded_error", "Overloaded")]
+async def test_overloaded_is_unavailable_after_retries(server: ReplayServer, model: AnthropicChatModel) -> None:
+    script(server, error(529, "overloaded_error", "Overloaded"))
     with pytest.raises(ModelUnavailable, match=r"HTTP 529\): Overloaded"):
         await collect(model)
     assert len(server.requests) == 3
 
 
-async def test_an_error_in_the_middle_of_a_stream(server: MessagesServer, model: AnthropicChatModel) -> None:
-    server.replies = [{"content": [{"type": "text", "text": "partial answer"}],
-                       "stream_error": {"type": "overloaded_error", "message": "Overloaded"}}]
+async def test_an_error_in_the_middle_of_a_stream(server: ReplayServer, model: AnthropicChatModel) -> None:
+    script(server, {"content": [{"type": "text", "text": "partial answer"}],
+                    "stream_error": {"type": "overloaded_error", "message": "Overloaded"}})
     received: list[str] = []
     with pytest.raises(ModelUnavailable, match="overloaded_error"):
         async for chunk in model.stream(USER):
@@ -337,9 +292,9 @@ async def test_an_error_in_the_middle_of_a_stream(server: MessagesServer, model:
     assert len(server.requests) == 1  # text was already handed out: no retry
 
 
-async def test_cancelling_the_consumer_closes_the_stream(server: MessagesServer,
+async def test_cancelling_the_consumer_closes_the_stream(server: ReplayServer,
                                                          model: AnthropicChatModel) -> None:
-    server.replies = [{"content": [{"type": "text", "text": "word " * 400}], "chunk_delay": 0.02}]
+    script(server, {"content": [{"type": "text", "text": "word " * 400}], "chunk_delay": 0.02})
     first = asyncio.Event()
 
     async def consume() -> None:

@@ -7,68 +7,30 @@ running loop, so no test depends on, or talks to, the outside world.
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from taskcanvas.tools.http import HttpPolicy, SsrfBlocked, create_client
+from tests.support.replay import ANY, Recorded, ReplayServer, Reply
 
 LOOPBACK = HttpPolicy(allowed_hosts=frozenset({"127.0.0.1"}))
 PUBLIC_IP = "93.184.216.34"  # only ever handed out by the fake resolver; never connected to
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_GET(self) -> None:
-        self.server.seen.append(self.path)
-        if self.path.startswith("/redirect-metadata"):
-            self._reply(302, b"", location="http://169.254.169.254/latest/meta-data/")
-        elif self.path.startswith("/redirect"):
-            self._reply(302, b"moved", location="/echo")
-        else:
-            body = json.dumps({"path": self.path, "host": self.headers["Host"]}).encode()
-            self._reply(200, body)
-
-    def _reply(self, status: int, body: bytes, location: str | None = None) -> None:
-        self.send_response(status)
-        if location:
-            self.send_header("Location", location)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.seen: list[str] = []
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
+def _echo(request: Recorded) -> Reply:
+    return Reply(body={"path": request.target, "host": request.headers["Host"]})
 
 
 @pytest.fixture
-def server() -> Iterator[_Server]:
-    srv = _Server()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
+def server(replay: ReplayServer) -> ReplayServer:
+    """Echoes the request target and Host header; two paths redirect."""
+    replay.route("GET", "/redirect-metadata",
+                 Reply(302, b"", headers={"Location": "http://169.254.169.254/latest/meta-data/"}))
+    replay.route("GET", "/redirect", Reply(302, b"moved", headers={"Location": "/echo"}))
+    replay.route("GET", ANY, _echo)
+    return replay
 
 
 @pytest.fixture
@@ -106,11 +68,11 @@ async def resolver(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     "http://[fe80::1]/",
     "http://224.0.0.1/",
 ])
-async def test_private_destinations_are_blocked_by_default(server: _Server, url: str) -> None:
+async def test_private_destinations_are_blocked_by_default(server: ReplayServer, url: str) -> None:
     async with create_client(HttpPolicy()) as client:
         with pytest.raises(SsrfBlocked, match=r"not a public address|non-public address"):
             await client.get(url.format(port=server.port))
-    assert server.seen == []
+    assert server.requests == []
 
 
 async def test_the_error_names_the_url_without_secrets_and_says_why() -> None:
@@ -138,7 +100,7 @@ async def test_only_http_and_https_schemes(url: str) -> None:
             await client.get(url)
 
 
-async def test_every_resolved_address_must_be_public(server: _Server, resolver: dict[str, Any]) -> None:
+async def test_every_resolved_address_must_be_public(server: ReplayServer, resolver: dict[str, Any]) -> None:
     resolver["answers"]["mixed.test"] = [PUBLIC_IP, "10.0.0.7"]
     async with create_client(HttpPolicy()) as client:
         with pytest.raises(SsrfBlocked, match=r"mixed\.test resolves to a non-public address \(10\.0\.0\.7\)"):
@@ -157,21 +119,21 @@ async def test_a_host_that_does_not_resolve_is_refused(resolver: dict[str, Any])
     HttpPolicy(allowed_hosts=frozenset({"127.0.0.0/8"})),
     HttpPolicy(allow_private=True),
 ])
-async def test_policy_allows_private_hosts(server: _Server, policy: HttpPolicy) -> None:
+async def test_policy_allows_private_hosts(server: ReplayServer, policy: HttpPolicy) -> None:
     async with create_client(policy) as client:
         response = await client.get(f"http://127.0.0.1:{server.port}/echo")
     assert response.status_code == 200
     assert response.json() == {"path": "/echo", "host": f"127.0.0.1:{server.port}"}
 
 
-async def test_policy_allows_a_host_by_name(server: _Server) -> None:
+async def test_policy_allows_a_host_by_name(server: ReplayServer) -> None:
     async with create_client(HttpPolicy(allowed_hosts=frozenset({"LOCALHOST"}))) as client:
         response = await client.get(f"http://localhost:{server.port}/echo")
     assert response.json()["host"] == f"localhost:{server.port}"
 
 
 async def test_connection_goes_to_the_checked_address_keeping_the_host_name(
-        server: _Server, resolver: dict[str, Any]) -> None:
+        server: ReplayServer, resolver: dict[str, Any]) -> None:
     resolver["answers"]["service.test"] = ["127.0.0.1"]
     async with create_client(LOOPBACK) as client:
         response = await client.get(f"http://service.test:{server.port}/echo")
@@ -181,45 +143,45 @@ async def test_connection_goes_to_the_checked_address_keeping_the_host_name(
 
 
 # --------------------------------------------------------------------------- redirects
-async def test_redirects_are_not_followed(server: _Server) -> None:
+async def test_redirects_are_not_followed(server: ReplayServer) -> None:
     async with create_client(LOOPBACK) as client:
         response = await client.get(f"http://127.0.0.1:{server.port}/redirect")
     assert response.status_code == 302
     assert response.headers["location"] == "/echo"
-    assert server.seen == ["/redirect"]
+    assert [r.target for r in server.requests] == ["/redirect"]
 
 
-async def test_a_redirect_followed_on_request_is_checked_again(server: _Server) -> None:
+async def test_a_redirect_followed_on_request_is_checked_again(server: ReplayServer) -> None:
     async with create_client(LOOPBACK) as client:
         with pytest.raises(SsrfBlocked, match=r"169\.254\.169\.254"):
             await client.get(f"http://127.0.0.1:{server.port}/redirect-metadata", follow_redirects=True)
-    assert server.seen == ["/redirect-metadata"]
+    assert [r.target for r in server.requests] == ["/redirect-metadata"]
 
 
 # --------------------------------------------------------------------------- proxies
-async def test_a_private_proxy_is_blocked(server: _Server, resolver: dict[str, Any]) -> None:
+async def test_a_private_proxy_is_blocked(server: ReplayServer, resolver: dict[str, Any]) -> None:
     resolver["answers"]["public.test"] = [PUBLIC_IP]
     async with create_client(HttpPolicy(), proxy=f"http://127.0.0.1:{server.port}") as client:
         with pytest.raises(SsrfBlocked, match=r"proxy http://127\.0\.0\.1:\d+/?: 127\.0\.0\.1 is not a public"):
             await client.get("http://public.test/page")
-    assert server.seen == []
+    assert server.requests == []
 
 
-async def test_an_allowed_proxy_gets_the_request(server: _Server, resolver: dict[str, Any]) -> None:
+async def test_an_allowed_proxy_gets_the_request(server: ReplayServer, resolver: dict[str, Any]) -> None:
     resolver["answers"]["public.test"] = [PUBLIC_IP]
     async with create_client(LOOPBACK, proxy=f"http://127.0.0.1:{server.port}") as client:
         response = await client.get("http://public.test/page?x=1")
     assert response.json() == {"path": "http://public.test/page?x=1", "host": "public.test"}
 
 
-async def test_the_destination_behind_a_proxy_is_checked(server: _Server) -> None:
+async def test_the_destination_behind_a_proxy_is_checked(server: ReplayServer) -> None:
     async with create_client(LOOPBACK, proxy=f"http://127.0.0.1:{server.port}") as client:
         with pytest.raises(SsrfBlocked, match=r"10\.0\.0\.1 is not a public address"):
             await client.get("http://10.0.0.1/")
-    assert server.seen == []
+    assert server.requests == []
 
 
-async def test_with_proxy_keeps_policy_and_options(server: _Server, resolver: dict[str, Any]) -> None:
+async def test_with_proxy_keeps_policy_and_options(server: ReplayServer, resolver: dict[str, Any]) -> None:
     resolver["answers"]["public.test"] = [PUBLIC_IP]
     async with (create_client(LOOPBACK, headers={"X-Test": "1"}) as client,
                 client.with_proxy(f"http://127.0.0.1:{server.port}") as proxied):

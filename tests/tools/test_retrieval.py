@@ -153,14 +153,14 @@ async def test_ragflow_dataset_through_the_run_http_client(kbs: KnowledgeBases, 
     with running() as server:
         remote = KnowledgeBases.from_settings(Settings(
             data_dir=tmp_path / "data", env={"RF": API_KEY},
-            raw={"knowledge_bases": {"869a2368": {"backend": "ragflow", "base_url": server.base_url,
+            raw={"knowledge_bases": {"869a2368": {"backend": "ragflow", "base_url": server.base,
                                                   "api_key_env": "RF", "dataset_id": "ds-manuals"}}}))
         async with create_client(HttpPolicy(allowed_hosts=frozenset({"127.0.0.1"}))) as http:
             turn = await _run({"kb_ids": ["869a2368", "handbook"], "keywords_similarity_weight": 0.3,
                                "rerank_id": "bge-reranker", "use_kg": True}, remote, "user: pump filter refund",
                               http=http)
         assert turn.error is None, turn.error
-        body = server.requests[0]["body"]
+        body = server.requests[0].json()
         assert body["question"] == "pump filter refund"  # ragflow drops a leading "user:"
         assert body["vector_similarity_weight"] == pytest.approx(0.7)
         assert body["rerank_id"] == "bge-reranker" and body["use_kg"] is True

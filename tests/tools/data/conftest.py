@@ -1,25 +1,13 @@
-"""Fixtures of the data tools' tests: a replay HTTP server on 127.0.0.1 and the guarded client."""
+"""Fixtures of the data tools' tests: the guarded client, allowed to reach the ``replay`` server."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from taskcanvas.tools.http import GuardedClient, create_client
-from tests.tools.data.support import LOOPBACK, ReplayServer
-
-
-@pytest.fixture
-def replay() -> Iterator[ReplayServer]:
-    srv = ReplayServer()
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
+from tests.tools.data.support import LOOPBACK
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from taskcanvas.tools.china_market import UNAVAILABLE, Jin10, TuShare
-from tests.tools.data.support import ReplayServer, Reply, run_tool, settings
+from tests.support.replay import ReplayServer, Reply
+from tests.tools.data.support import run_tool, settings
 
 NEWS = {"request_id": "f6a8", "code": 0, "msg": "", "data": {
     "fields": ["datetime", "content", "title", "channels"],
@@ -32,7 +33,7 @@ async def test_tushare_news_filtered_by_keyword(replay: ReplayServer, http: Any)
         "|---:|:--------------------|:---------------------------|:---------|:-----------|\n"
         "|  0 | 2024-05-06 09:30:00 | 贵州茅台发布年报，营收增长 | 茅台年报 |            |\n"
         "|  2 | 2024-05-06 09:32:00 | 茅台 dividend announced    | 分红     |            |")
-    assert replay.requests("/tushare")[0].json() == {
+    assert replay.requests_to("/tushare")[0].json() == {
         "api_name": "news", "token": "tk",
         "params": {"src": "sina", "start_date": "2024-05-06 09:00:00", "end_date": "2024-05-06 10:00:00"}}
 
@@ -43,7 +44,7 @@ async def test_tushare_keyword_param_and_token_from_settings(replay: ReplayServe
                           config=_tushare(replay, tushare={"token": "from-settings"}), query="茅台")
     assert "Nvidia shares rise" in turn.output("tool", "content")
     assert "茅台" not in turn.output("tool", "content")
-    assert replay.requests("/tushare")[0].json()["token"] == "from-settings"
+    assert replay.requests_to("/tushare")[0].json()["token"] == "from-settings"
 
 
 async def test_tushare_errors(replay: ReplayServer, http: Any) -> None:
@@ -79,9 +80,9 @@ async def test_jin10_flash(replay: ReplayServer, http: Any) -> None:
                           config=_jin10(replay), message="{tool@content}")
     assert turn.error is None, turn.error
     assert turn.output("tool", "content") == "【美联储】维持利率不变。\n现货黄金上涨0.5%。"
-    seen = replay.requests("/jin10/data-api/flash")[0]
+    seen = replay.requests_to("/jin10/data-api/flash")[0]
     assert seen.method == "GET"
-    assert seen.header("secret-key") == "sk"
+    assert seen.headers.get("secret-key") == "sk"
     assert seen.arg("category") == "3"
     assert seen.json() == {"category": "3", "contain": "黄金", "filter": ""}
 
@@ -98,7 +99,7 @@ async def test_jin10_quotes_renamed(replay: ReplayServer, http: Any) -> None:
     assert [cell.strip() for cell in table.splitlines()[2].split("|")[1:-1]] == [
         "0", "1200", "63510.2", "63500.1", "BTCUSD", "CRYPTO", "64000", "62000", "61900", "62100", "63505.5",
         "2024-05-06 09:30:00"]
-    seen = replay.requests("/jin10/data-api/quotes")[0]
+    seen = replay.requests_to("/jin10/data-api/quotes")[0]
     assert seen.arg("type") == "CRYPTO"
     assert seen.json() == {"type": "CRYPTO", "codes": "BTCUSD"}
 
@@ -112,14 +113,14 @@ async def test_jin10_calendar_and_errors(replay: ReplayServer, http: Any) -> Non
         "|    | pub_time         | country   | name     |   star |\n"
         "|---:|:-----------------|:----------|:---------|-------:|\n"
         "|  0 | 2024-05-07 20:30 | 美国      | 非农就业 |      5 |")
-    assert replay.requests("/jin10/data-api/calendar/event")[0].arg("category") == "us"
+    assert replay.requests_to("/jin10/data-api/calendar/event")[0].arg("category") == "us"
 
     replay.route("GET", "/jin10/data-api/news", Reply(401, {"status": 401, "message": "secret-key invalid"}))
     turn = await run_tool(Jin10, {"secret_key": "bad", "type": "news", "max_retries": 1, "delay_after_error": 0},
                           http=http, config=_jin10(replay))
     assert turn.output("tool", "_ERROR") == (
         'Jin10 error: Jin10 answered HTTP 401: {"status": 401, "message": "secret-key invalid"}')
-    assert len(replay.requests("/jin10/data-api/news")) == 2
+    assert len(replay.requests_to("/jin10/data-api/news")) == 2
     turn = await run_tool(Jin10, {}, http=http, config=_jin10(replay))
     assert turn.output("tool", "_ERROR").startswith("Jin10 error: Jin10 needs a secret key")
 

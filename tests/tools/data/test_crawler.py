@@ -9,7 +9,8 @@ import pytest
 from taskcanvas.tools.crawler import URL_NOT_VALID, Crawler, html_to_markdown, html_to_text
 from taskcanvas.tools.http import HttpPolicy, create_client
 from tests.support.canvas import build, cpn, make_canvas
-from tests.tools.data.support import ReplayServer, Reply, run_tool
+from tests.support.replay import ReplayServer, Reply
+from tests.tools.data.support import run_tool
 
 PAGE = """<!DOCTYPE html><html><head><title>Forecast</title><style>p {color: red}</style>
 <script>track()</script></head>
@@ -69,9 +70,9 @@ async def test_markdown_by_default(site: ReplayServer, http: Any) -> None:
     assert turn.error is None, turn.error
     assert turn.output("tool", "formalized_content") == MARKDOWN.replace("BASE", site.base)
     assert turn.text == turn.output("tool", "formalized_content")
-    seen = site.requests("/page")[0]
+    seen = site.requests_to("/page")[0]
     assert seen.method == "GET"
-    assert "text/html" in (seen.header("Accept") or "")
+    assert "text/html" in (seen.headers.get("Accept") or "")
 
 
 async def test_redirects_are_followed_and_links_resolved_against_the_final_url(site: ReplayServer,
@@ -108,7 +109,7 @@ async def test_ssrf_guard(site: ReplayServer, http: Any) -> None:
     async with create_client(HttpPolicy()) as strict:
         turn = await run_tool(Crawler, {}, http=strict, query=site.base + "/page")
     assert turn.output("tool", "_ERROR") == URL_NOT_VALID
-    assert site.requests("/page") == []
+    assert site.requests_to("/page") == []
     # A redirect to the metadata address is refused at its hop.
     turn = await run_tool(Crawler, {}, http=http, query=site.base + "/to-metadata")
     assert turn.output("tool", "_ERROR") == URL_NOT_VALID
@@ -117,7 +118,7 @@ async def test_ssrf_guard(site: ReplayServer, http: Any) -> None:
 async def test_http_error(site: ReplayServer, http: Any) -> None:
     turn = await run_tool(Crawler, {"max_retries": 2, "delay_after_error": 0}, http=http, query=site.base + "/gone")
     assert turn.output("tool", "_ERROR") == f"An unexpected error occurred: HTTP 404 Not Found from {site.base}/gone"
-    assert len(site.requests("/gone")) == 1  # as in ragflow, not retried
+    assert len(site.requests_to("/gone")) == 1  # as in ragflow, not retried
 
 
 async def test_empty_url(http: Any) -> None:
@@ -129,7 +130,7 @@ async def test_empty_url(http: Any) -> None:
 async def test_through_a_proxy(site: ReplayServer, http: Any) -> None:
     turn = await run_tool(Crawler, {"proxy": site.base}, http=http, query=site.base + "/page")
     assert turn.error is None, turn.error
-    assert site.requests("/page")[0].target == site.base + "/page"  # absolute form: sent to a proxy
+    assert site.requests_to("/page")[0].target == site.base + "/page"  # absolute form: sent to a proxy
 
 
 def test_schema_and_params() -> None:

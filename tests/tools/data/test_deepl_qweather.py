@@ -10,7 +10,8 @@ import pytest
 from taskcanvas.tools.deepl import DeepL
 from taskcanvas.tools.qweather import ERROR_CODES, QWeather
 from tests.support.canvas import build, cpn, make_canvas
-from tests.tools.data.support import ReplayServer, Reply, Seen, run_tool, settings
+from tests.support.replay import Recorded, ReplayServer, Reply
+from tests.tools.data.support import run_tool, settings
 
 
 def _schema(cls: type, params: dict[str, Any]) -> dict[str, Any]:
@@ -36,8 +37,8 @@ async def test_deepl_translates(replay: ReplayServer, http: Any) -> None:
     assert turn.error is None, turn.error
     assert turn.output("tool", "formalized_content") == "Good morning"
     assert turn.text == "Good morning"
-    seen = replay.requests("/pro/v2/translate")[0]
-    assert seen.header("Authorization") == "DeepL-Auth-Key secret-key"
+    seen = replay.requests_to("/pro/v2/translate")[0]
+    assert seen.headers.get("Authorization") == "DeepL-Auth-Key secret-key"
     assert seen.json() == {"target_lang": "EN-US", "source_lang": "ZH", "text": ["早上好"]}
     started = next(d for d in turn.of("node_started") if d["component_id"] == "tool")
     assert started["thoughts"] == "Translating into EN-US: 早上好"
@@ -48,7 +49,7 @@ async def test_deepl_free_key_and_key_from_settings(replay: ReplayServer, http: 
     config = _deepl_config(replay, deepl={"api_key": "abc:fx"})
     turn = await run_tool(DeepL, {}, http=http, config=config, query="你好")  # auth_key is ragflow's "xxx"
     assert turn.output("tool", "formalized_content") == "Hi"
-    assert replay.requests("/free/v2/translate")[0].header("Authorization") == "DeepL-Auth-Key abc:fx"
+    assert replay.requests_to("/free/v2/translate")[0].headers.get("Authorization") == "DeepL-Auth-Key abc:fx"
 
 
 @pytest.mark.parametrize(("status", "body", "error"), [
@@ -63,7 +64,7 @@ async def test_deepl_errors(replay: ReplayServer, http: Any, status: int, body: 
     turn = await run_tool(DeepL, {"auth_key": "k", "max_retries": 2, "delay_after_error": 0}, http=http,
                           config=_deepl_config(replay), query="文本")
     assert turn.output("tool", "_ERROR") == error
-    assert len(replay.requests("/pro/v2/translate")) == 1  # as in ragflow, not retried
+    assert len(replay.requests_to("/pro/v2/translate")) == 1  # as in ragflow, not retried
 
 
 async def test_deepl_missing_key_and_empty_text(replay: ReplayServer, http: Any) -> None:
@@ -73,7 +74,7 @@ async def test_deepl_missing_key_and_empty_text(replay: ReplayServer, http: Any)
     turn = await run_tool(DeepL, {"auth_key": "k"}, http=http, config=_deepl_config(replay), query="")
     assert turn.error is None
     assert turn.output("tool", "formalized_content") == ""
-    assert replay.seen == []
+    assert replay.requests == []
 
 
 def test_deepl_schema_and_params() -> None:
@@ -131,9 +132,9 @@ async def test_qweather(replay: ReplayServer, http: Any, params: dict[str, Any],
     turn = await run_tool(QWeather, {"web_apikey": "wk", **params}, http=http, config=config, query="北京")
     assert turn.error is None, turn.error
     assert turn.output("tool", "formalized_content") == expected
-    lookup = replay.requests("/geo/v2/city/lookup")[0]
+    lookup = replay.requests_to("/geo/v2/city/lookup")[0]
     assert (lookup.arg("location"), lookup.arg("key")) == ("北京", "wk")
-    seen: Seen = replay.requests(path)[0]
+    seen: Recorded = replay.requests_to(path)[0]
     assert seen.arg("location") == "101010100"
     assert seen.arg("key") == "wk"
     assert seen.arg("lang") == params.get("lang", "zh")
@@ -163,7 +164,7 @@ async def test_qweather_failures_are_retried(replay: ReplayServer, http: Any) ->
     turn = await run_tool(QWeather, {"web_apikey": "wk", "max_retries": 1, "delay_after_error": 0}, http=http,
                           config=config, query="北京")
     assert turn.output("tool", "_ERROR") == "QWeather answered HTTP 502 with something that is not JSON"
-    assert len(replay.requests("/dev/v7/weather/now")) == 2
+    assert len(replay.requests_to("/dev/v7/weather/now")) == 2
 
 
 async def test_qweather_missing_key(replay: ReplayServer, http: Any) -> None:
@@ -173,7 +174,7 @@ async def test_qweather_missing_key(replay: ReplayServer, http: Any) -> None:
     turn = await run_tool(QWeather, {}, http=http, config=settings(
         endpoints={"qweather_geo": replay.base + "/geo"}, tools={"qweather": {"api_key": "from-settings"}}),
         query="北京")
-    assert replay.requests("/geo/v2/city/lookup")[-1].arg("key") == "from-settings"
+    assert replay.requests_to("/geo/v2/city/lookup")[-1].arg("key") == "from-settings"
 
 
 def test_qweather_schema() -> None:

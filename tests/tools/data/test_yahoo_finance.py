@@ -10,7 +10,8 @@ from taskcanvas.runtime.cancel import CancelToken
 from taskcanvas.runtime.component import RunContext
 from taskcanvas.tools.yahoo_finance import YahooFinance
 from tests.support.canvas import build, cpn, make_canvas
-from tests.tools.data.support import ReplayServer, Reply, Seen, run_tool, settings
+from tests.support.replay import Recorded, ReplayServer, Reply
+from tests.tools.data.support import run_tool, settings
 
 CRUMB = "Xy7.crumb"
 
@@ -61,12 +62,12 @@ NEWS = {"data": {"tickerStream": {"stream": [
 
 @pytest.fixture
 def yahoo(replay: ReplayServer) -> Any:
-    def crumb(seen: Seen) -> Reply:
-        if "A3=cookie-value" not in (seen.header("Cookie") or ""):
+    def crumb(seen: Recorded) -> Reply:
+        if "A3=cookie-value" not in (seen.headers.get("Cookie") or ""):
             return Reply(401, {"finance": {"error": {"code": "Unauthorized", "description": "Invalid Cookie"}}})
         return Reply(body=CRUMB, content_type="text/plain")
 
-    def summary(seen: Seen) -> Reply:
+    def summary(seen: Recorded) -> Reply:
         return Reply(body=CALENDAR if seen.arg("modules") == "calendarEvents" else SUMMARY)
 
     replay.route("GET", "/cookie/", Reply(404, b"", content_type="text/html",
@@ -75,7 +76,7 @@ def yahoo(replay: ReplayServer) -> Any:
     replay.route("GET", "/q2/v10/finance/quoteSummary/MSFT", summary)
     replay.route("GET", "/q1/v7/finance/quote", QUOTE)
     replay.route("GET", "/q2/v8/finance/chart/MSFT", CHART)
-    def timeseries(seen: Seen) -> Reply:
+    def timeseries(seen: Recorded) -> Reply:
         wanted = set((seen.arg("type") or "").split(","))
         result = [s for s in TIMESERIES["timeseries"]["result"] if s["meta"]["type"][0] in wanted]
         return Reply(body={"timeseries": {"result": result, "error": None}})
@@ -115,12 +116,12 @@ async def test_info_and_news_by_default(yahoo: Any, replay: ReplayServer, http: 
         "|  0 | a1   | {'title': 'Microsoft beats estimates', 'pubDate': '2024-05-01T20:00:00Z'} |\n"
         "|  1 | a2   | {'title': 'Azure grows', 'pubDate': '2024-05-02T10:00:00Z'}               |\n")
 
-    summary = replay.requests("/q2/v10/finance/quoteSummary/MSFT")[0]
+    summary = replay.requests_to("/q2/v10/finance/quoteSummary/MSFT")[0]
     assert summary.arg("modules") == "financialData,quoteType,defaultKeyStatistics,assetProfile,summaryDetail"
     assert summary.arg("crumb") == CRUMB
-    assert summary.header("Cookie") == "A3=cookie-value"
-    assert replay.requests("/q1/v7/finance/quote")[0].arg("symbols") == "MSFT"
-    ncp = replay.requests("/root/xhr/ncp")[0]
+    assert summary.headers.get("Cookie") == "A3=cookie-value"
+    assert replay.requests_to("/q1/v7/finance/quote")[0].arg("symbols") == "MSFT"
+    ncp = replay.requests_to("/root/xhr/ncp")[0]
     assert (ncp.arg("queryRef"), ncp.arg("serviceKey")) == ("latestNews", "ncp_fin")
     assert ncp.json() == {"serviceConfig": {"snippetCount": 10, "s": ["MSFT"]}}
     started = next(d for d in turn.of("node_started") if d["component_id"] == "tool")
@@ -153,16 +154,17 @@ async def test_history_calendar_and_statements(yahoo: Any, replay: ReplayServer,
         "|  1 | 2024-06-13      | 2024-05-16         | 2024-07-30      |               3 |           2.85 |"
         "               2.94 |    64880000000 |   63710000000 |       64360000000 |")
     assert sections[2] == (
+        # Titled rows, as yfinance's balance_sheet property (which ragflow reads) titles them.
         "# Balance sheet:\n"
-        "|             |   2024-06-30 00:00:00 |   2023-06-30 00:00:00 |\n"
-        "|:------------|----------------------:|----------------------:|\n"
-        "| NetDebt     |           3.3315e+10  |         nan           |\n"
-        "| TotalAssets |           5.12163e+11 |           4.11976e+11 |")
+        "|              |   2024-06-30 00:00:00 |   2023-06-30 00:00:00 |\n"
+        "|:-------------|----------------------:|----------------------:|\n"
+        "| Net Debt     |           3.3315e+10  |         nan           |\n"
+        "| Total Assets |           5.12163e+11 |           4.11976e+11 |")
     assert sections[3] == "# Quarterly balance sheet:\n|    |\n|----|"
-    assert sections[4].endswith("| FreeCashFlow |            7.4071e+10 |")
-    chart = replay.requests("/q2/v8/finance/chart/MSFT")[0]
+    assert sections[4].endswith("| Free Cash Flow |            7.4071e+10 |")
+    chart = replay.requests_to("/q2/v8/finance/chart/MSFT")[0]
     assert (chart.arg("range"), chart.arg("interval"), chart.arg("events")) == ("1mo", "1d", "div,splits,capitalGains")
-    series = replay.requests("/q2/ws/fundamentals-timeseries/v1/finance/timeseries/MSFT")
+    series = replay.requests_to("/q2/ws/fundamentals-timeseries/v1/finance/timeseries/MSFT")
     assert [(s.arg("type") or "").split(",")[0] for s in series] == ["annualTreasurySharesNumber",
                                                                 "quarterlyTreasurySharesNumber",
                                                                 "annualFreeCashFlow", "quarterlyFreeCashFlow"]
@@ -174,7 +176,7 @@ async def test_unknown_symbol_is_an_error_and_retried(yahoo: Any, replay: Replay
     turn = await run_tool(YahooFinance, {"max_retries": 1, "delay_after_error": 0}, http=http, config=yahoo,
                           query="NOPE")
     assert turn.output("tool", "_ERROR") == "Yahoo Finance answered HTTP 404: Quote not found for symbol: NOPE"
-    assert len(replay.requests("/q2/v10/finance/quoteSummary/NOPE")) == 2
+    assert len(replay.requests_to("/q2/v10/finance/quoteSummary/NOPE")) == 2
 
 
 async def test_as_a_models_tool(yahoo: Any, replay: ReplayServer, http: Any) -> None:

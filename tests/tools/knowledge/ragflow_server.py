@@ -1,8 +1,8 @@
-"""A ragflow server on loopback that answers ``POST /api/v1/retrieval`` the way ragflow does.
+"""A ragflow server on loopback (a replay server) that answers ``POST /api/v1/retrieval`` as ragflow does.
 
 It holds datasets of chunks, checks the bearer key, scores a chunk by the share of the
 question's words it holds, and answers with ragflow's envelope and the API's key names
-(``id``, ``document_id``, ``document_keyword``, ``dataset_id``, ...). ``mode`` makes it fail.
+(``id``, ``document_id``, ``document_keyword``, ``dataset_id``, ...). :data:`FAILURES` make it fail.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.replay import Recorded, ReplayServer, Reply
 
 API_KEY = "ragflow-test-key"
 
@@ -29,83 +29,51 @@ DATASETS: dict[str, list[dict[str, str]]] = {
 }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: RagflowServerStub
+RETRIEVAL = "/api/v1/retrieval"
 
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
-        self.server.requests.append({"path": self.path, "headers": dict(self.headers.items()), "body": body})
-        mode = self.server.mode
-        if mode == "http500":
-            return self._reply(500, b"boom", "text/plain")
-        if mode == "not-json":
-            return self._reply(200, b"<html>proxy error</html>", "text/html")
-        if self.path != "/api/v1/retrieval":
-            return self._reply(404, b"not found", "text/plain")
-        if self.headers.get("Authorization") != f"Bearer {API_KEY}":
-            # ragflow answers a bad key with HTTP 200 and code 109.
-            return self._json({"code": 109, "message": "Authentication error: API key is invalid!", "data": None})
-        if not body.get("dataset_ids"):
-            return self._json({"code": 102, "message": "`dataset_ids` is required."})
-        for ds in body["dataset_ids"]:
-            if ds not in DATASETS:
-                return self._json({"code": 102, "message": f"You don't own the dataset {ds}."})
-        words = set(re.findall(r"\w+", str(body.get("question", "")).lower()))
-        threshold = float(body.get("similarity_threshold", 0.2))
-        hits = []
-        for ds in body["dataset_ids"]:
-            for ck in DATASETS[ds]:
-                text_words = set(re.findall(r"\w+", ck["text"].lower()))
-                sim = len(words & text_words) / len(words) if words else 0.0
-                if sim >= threshold:
-                    hits.append((sim, ds, ck))
-        hits.sort(key=lambda h: -h[0])
-        aggs: dict[str, dict[str, Any]] = {}
-        for _sim, _ds, ck in hits:
-            aggs.setdefault(ck["name"], {"doc_name": ck["name"], "doc_id": ck["doc"], "count": 0})["count"] += 1
-        chunks = [{
-            "id": ck["id"], "content": ck["text"], "content_ltks": ck["text"].lower(), "document_id": ck["doc"],
-            "document_keyword": ck["name"], "dataset_id": ds, "image_id": "", "important_keywords": [""],
-            "tag_kwd": [], "positions": [""], "similarity": sim, "term_similarity": sim,
-            "vector_similarity": sim, "vector": [0.1, 0.2], "highlight": ck["text"],
-        } for sim, ds, ck in hits[: int(body.get("page_size", 30))]]
-        self._json({"code": 0, "data": {"chunks": chunks, "doc_aggs": list(aggs.values()), "total": len(hits)}})
-
-    def _json(self, payload: Any) -> None:
-        self._reply(200, json.dumps(payload).encode(), "application/json")
-
-    def _reply(self, status: int, body: bytes, ctype: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+FAILURES = {
+    "http500": Reply(500, b"boom", "text/plain"),
+    "not-json": Reply(200, b"<html>proxy error</html>", "text/html"),
+}
+"""Answers of a ragflow server that fails, by name (route one to ``POST RETRIEVAL``)."""
 
 
-class RagflowServerStub(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.requests: list[dict[str, Any]] = []
-        self.mode = ""
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+def retrieval(request: Recorded) -> Reply:
+    """ragflow's answer to ``POST /api/v1/retrieval``."""
+    body = json.loads(request.body or b"{}")
+    if request.headers.get("Authorization") != f"Bearer {API_KEY}":
+        # ragflow answers a bad key with HTTP 200 and code 109.
+        return Reply(body={"code": 109, "message": "Authentication error: API key is invalid!", "data": None})
+    if not body.get("dataset_ids"):
+        return Reply(body={"code": 102, "message": "`dataset_ids` is required."})
+    for ds in body["dataset_ids"]:
+        if ds not in DATASETS:
+            return Reply(body={"code": 102, "message": f"You don't own the dataset {ds}."})
+    words = set(re.findall(r"\w+", str(body.get("question", "")).lower()))
+    threshold = float(body.get("similarity_threshold", 0.2))
+    hits = []
+    for ds in body["dataset_ids"]:
+        for ck in DATASETS[ds]:
+            text_words = set(re.findall(r"\w+", ck["text"].lower()))
+            sim = len(words & text_words) / len(words) if words else 0.0
+            if sim >= threshold:
+                hits.append((sim, ds, ck))
+    hits.sort(key=lambda h: -h[0])
+    aggs: dict[str, dict[str, Any]] = {}
+    for _sim, _ds, ck in hits:
+        aggs.setdefault(ck["name"], {"doc_name": ck["name"], "doc_id": ck["doc"], "count": 0})["count"] += 1
+    chunks = [{
+        "id": ck["id"], "content": ck["text"], "content_ltks": ck["text"].lower(), "document_id": ck["doc"],
+        "document_keyword": ck["name"], "dataset_id": ds, "image_id": "", "important_keywords": [""],
+        "tag_kwd": [], "positions": [""], "similarity": sim, "term_similarity": sim,
+        "vector_similarity": sim, "vector": [0.1, 0.2], "highlight": ck["text"],
+    } for sim, ds, ck in hits[: int(body.get("page_size", 30))]]
+    return Reply(body={"code": 0, "data": {"chunks": chunks, "doc_aggs": list(aggs.values()), "total": len(hits)}})
 
 
 @contextlib.contextmanager
-def running() -> Iterator[RagflowServerStub]:
-    srv = RagflowServerStub()
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
+def running() -> Iterator[ReplayServer]:
+    """A replay server on 127.0.0.1 answering like ragflow."""
+    with ReplayServer() as server:
+        server.route("POST", RETRIEVAL, retrieval)
+        yield server

@@ -11,7 +11,8 @@ import pytest
 from taskcanvas.config import ConfigError, Settings
 from taskcanvas.tools.http import GuardedClient, HttpPolicy, create_client
 from taskcanvas.tools.knowledge import KnowledgeBases, KnowledgeError, LocalTarget, RagflowTarget
-from tests.tools.knowledge.ragflow_server import API_KEY, RagflowServerStub, running
+from tests.support.replay import ReplayServer
+from tests.tools.knowledge.ragflow_server import API_KEY, running
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def _kbs(data_dir: Path, config: dict[str, Any], env: dict[str, str] | None = No
 
 
 @pytest.fixture
-def server() -> Iterator[RagflowServerStub]:
+def server() -> Iterator[ReplayServer]:
     with running() as srv:
         yield srv
 
@@ -111,16 +112,16 @@ def test_the_section_must_be_a_table(tmp_path: Path) -> None:
         KnowledgeBases.from_settings(Settings(data_dir=tmp_path, raw={"knowledge_bases": ["x"]}))
 
 
-async def test_search_local_and_remote_together(data_dir: Path, server: RagflowServerStub,
+async def test_search_local_and_remote_together(data_dir: Path, server: ReplayServer,
                                                 http: GuardedClient) -> None:
     kbs = _kbs(data_dir, {
-        "manuals": {"backend": "ragflow", "base_url": server.base_url, "api_key_env": "RF", "dataset_id": "ds-manuals"},
-        "faq": {"backend": "ragflow", "base_url": server.base_url, "api_key_env": "RF", "dataset_id": "ds-faq"},
+        "manuals": {"backend": "ragflow", "base_url": server.base, "api_key_env": "RF", "dataset_id": "ds-manuals"},
+        "faq": {"backend": "ragflow", "base_url": server.base, "api_key_env": "RF", "dataset_id": "ds-faq"},
     }, env={"RF": API_KEY})
     result = await kbs.search(["support", "manuals", "faq"], "pump filter", http=http, top_n=3,
                               similarity_threshold=0.2)
     assert len(server.requests) == 1  # both datasets of the server in one request
-    assert server.requests[0]["body"]["dataset_ids"] == ["ds-manuals", "ds-faq"]
+    assert server.requests[0].json()["dataset_ids"] == ["ds-manuals", "ds-faq"]
     names = [c["docnm_kwd"] for c in result.chunks]
     assert len(names) == 3 and set(names) == {"pump-notes.txt", "pump.pdf"}
     sims = [c["similarity"] for c in result.chunks]
@@ -129,8 +130,8 @@ async def test_search_local_and_remote_together(data_dir: Path, server: RagflowS
     assert result.total == 3
 
 
-async def test_search_failures(data_dir: Path, server: RagflowServerStub, http: GuardedClient) -> None:
-    kbs = _kbs(data_dir, {"bad": {"backend": "ragflow", "base_url": server.base_url, "api_key": "wrong"}})
+async def test_search_failures(data_dir: Path, server: ReplayServer, http: GuardedClient) -> None:
+    kbs = _kbs(data_dir, {"bad": {"backend": "ragflow", "base_url": server.base, "api_key": "wrong"}})
     with pytest.raises(KnowledgeError, match=r"Authentication error"):
         await kbs.search(["support", "bad"], "pump", http=http)
     with pytest.raises(KnowledgeError, match=r"no HTTP client, so the ragflow knowledge bases 'bad' cannot"):

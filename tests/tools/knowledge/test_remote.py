@@ -9,11 +9,12 @@ import pytest
 from taskcanvas.tools.http import GuardedClient, HttpPolicy, create_client
 from taskcanvas.tools.knowledge import KnowledgeError, RagflowServer
 from taskcanvas.tools.knowledge.remote import map_chunk
-from tests.tools.knowledge.ragflow_server import API_KEY, RagflowServerStub, running
+from tests.support.replay import ReplayServer
+from tests.tools.knowledge.ragflow_server import API_KEY, FAILURES, RETRIEVAL, running
 
 
 @pytest.fixture
-def server() -> Iterator[RagflowServerStub]:
+def server() -> Iterator[ReplayServer]:
     with running() as srv:
         yield srv
 
@@ -24,15 +25,15 @@ async def http() -> AsyncIterator[GuardedClient]:
         yield client
 
 
-async def test_search_maps_chunks_to_the_retriever_shape(server: RagflowServerStub, http: GuardedClient) -> None:
-    remote = RagflowServer(server.base_url + "/", API_KEY)
+async def test_search_maps_chunks_to_the_retriever_shape(server: ReplayServer, http: GuardedClient) -> None:
+    remote = RagflowServer(server.base + "/", API_KEY)
     result = await remote.search(http, ["ds-manuals"], "pump filter", top_n=5, similarity_threshold=0.3,
                                  keywords_similarity_weight=0.7, top_k=256, rerank_id="bge", use_kg=True,
                                  cross_languages=["English"])
     [request] = server.requests
-    assert request["path"] == "/api/v1/retrieval"
-    assert request["headers"]["Authorization"] == f"Bearer {API_KEY}"
-    assert request["body"] == {
+    assert request.path == "/api/v1/retrieval"
+    assert request.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert request.json() == {
         "question": "pump filter", "dataset_ids": ["ds-manuals"], "page": 1, "page_size": 5,
         "similarity_threshold": 0.3, "vector_similarity_weight": pytest.approx(0.3), "top_k": 256,
         "keyword": False, "highlight": False, "use_kg": True, "toc_enhance": False, "rerank_id": "bge",
@@ -48,20 +49,20 @@ async def test_search_maps_chunks_to_the_retriever_shape(server: RagflowServerSt
     assert result.total == 2
 
 
-async def test_several_datasets_in_one_request(server: RagflowServerStub, http: GuardedClient) -> None:
-    result = await RagflowServer(server.base_url, API_KEY).search(
+async def test_several_datasets_in_one_request(server: ReplayServer, http: GuardedClient) -> None:
+    result = await RagflowServer(server.base, API_KEY).search(
         http, ["ds-manuals", "ds-faq"], "opening hours valve", similarity_threshold=0.1)
     assert len(server.requests) == 1
     assert {c["kb_id"] for c in result.chunks} == {"ds-manuals", "ds-faq"}
 
 
-async def test_top_n_beyond_the_api_page_limit(server: RagflowServerStub, http: GuardedClient) -> None:
-    await RagflowServer(server.base_url, API_KEY).search(http, ["ds-faq"], "hours", top_n=500)
-    assert server.requests[0]["body"]["page_size"] == 100
+async def test_top_n_beyond_the_api_page_limit(server: ReplayServer, http: GuardedClient) -> None:
+    await RagflowServer(server.base, API_KEY).search(http, ["ds-faq"], "hours", top_n=500)
+    assert server.requests[0].json()["page_size"] == 100
 
 
-async def test_empty_query_asks_nothing(server: RagflowServerStub, http: GuardedClient) -> None:
-    result = await RagflowServer(server.base_url, API_KEY).search(http, ["ds-faq"], "  ")
+async def test_empty_query_asks_nothing(server: ReplayServer, http: GuardedClient) -> None:
+    result = await RagflowServer(server.base, API_KEY).search(http, ["ds-faq"], "  ")
     assert result.chunks == [] and server.requests == []
 
 
@@ -71,23 +72,24 @@ async def test_empty_query_asks_nothing(server: RagflowServerStub, http: Guarded
     ("http500", API_KEY, ["ds-faq"], r"answered HTTP 500 to /api/v1/retrieval"),
     ("not-json", API_KEY, ["ds-faq"], r"did not answer /api/v1/retrieval with JSON"),
 ])
-async def test_server_errors_are_clear(server: RagflowServerStub, http: GuardedClient, mode: str, key: str,
+async def test_server_errors_are_clear(server: ReplayServer, http: GuardedClient, mode: str, key: str,
                                        datasets: list[str], message: str) -> None:
-    server.mode = mode
+    if mode:
+        server.route("POST", RETRIEVAL, FAILURES[mode])
     with pytest.raises(KnowledgeError, match=rf"the ragflow server http://127\.0\.0\.1:\d+ {message}"):
-        await RagflowServer(server.base_url, key).search(http, datasets, "hours")
+        await RagflowServer(server.base, key).search(http, datasets, "hours")
 
 
-async def test_the_ssrf_guard_applies(server: RagflowServerStub) -> None:
+async def test_the_ssrf_guard_applies(server: ReplayServer) -> None:
     async with create_client(HttpPolicy()) as strict:
         with pytest.raises(KnowledgeError, match=r"may not be reached: .*not a public address.*allowed_hosts"):
-            await RagflowServer(server.base_url, API_KEY).search(strict, ["ds-faq"], "hours")
+            await RagflowServer(server.base, API_KEY).search(strict, ["ds-faq"], "hours")
     assert server.requests == []
 
 
 async def test_unreachable_server(http: GuardedClient) -> None:
     with running() as srv:
-        url = srv.base_url
+        url = srv.base
     with pytest.raises(KnowledgeError, match=r"cannot reach the ragflow server http://127\.0\.0\.1"):
         await RagflowServer(url, API_KEY, timeout=2).search(http, ["ds-faq"], "hours")
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-import time
-from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,87 +21,48 @@ from taskcanvas.tools.sandbox import (
     from_settings,
     sandbox_services,
 )
+from tests.support.replay import Recorded, ReplayServer, Reply
 
 
 def _b64(data: bytes | str) -> str:
     return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Executor
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append({"path": self.path, **body})
-        status, answer = self.server.answer(body)
-        if self.server.delay:
-            time.sleep(self.server.delay)
-        data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Executor(ThreadingHTTPServer):
-    """Answers ``/run`` like ragflow's executor_manager; ``script`` decides what it answers."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.requests: list[dict[str, Any]] = []
-        self.delay = 0.0
-        self.reply: tuple[int, Any] | None = None
-
-    def answer(self, body: dict[str, Any]) -> tuple[int, Any]:
-        if self.reply is not None:
-            return self.reply
-        return 200, {
-            "status": "success",
-            "stdout": "log line\n",
-            "stderr": "",
-            "exit_code": 0,
-            "time_used_ms": 12.5,
-            "artifacts": [{"name": "chart.png", "mime_type": "image/png", "size": 4, "content_b64": _b64(b"\x89PNG")}],
-            "result": {"present": True, "value": {"echo": body["arguments"]}, "type": "json"},
-        }
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+def _run(request: Recorded) -> Reply:
+    """What ragflow's executor_manager answers to ``/run`` when the code ran."""
+    return Reply(body={
+        "status": "success",
+        "stdout": "log line\n",
+        "stderr": "",
+        "exit_code": 0,
+        "time_used_ms": 12.5,
+        "artifacts": [{"name": "chart.png", "mime_type": "image/png", "size": 4, "content_b64": _b64(b"\x89PNG")}],
+        "result": {"present": True, "value": {"echo": request.json()["arguments"]}, "type": "json"},
+    })
 
 
 @pytest.fixture
-def executor() -> Iterator[_Executor]:
-    srv = _Executor()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
+def executor(replay: ReplayServer) -> ReplayServer:
+    """A fake ragflow sandbox executor: answers ``POST /run`` (tests route other answers)."""
+    replay.route("POST", "/run", _run)
+    return replay
 
 
 @pytest.fixture
-async def remote(executor: _Executor) -> AsyncIterator[RemoteSandbox]:
-    sb = RemoteSandbox(executor.url + "/", timeout=5)
+async def remote(executor: ReplayServer) -> AsyncIterator[RemoteSandbox]:
+    sb = RemoteSandbox(executor.base + "/", timeout=5)
     yield sb
     await sb.aclose()
 
 
-async def test_request_and_answer_follow_the_executor_api(executor: _Executor, remote: RemoteSandbox) -> None:
+async def test_request_and_answer_follow_the_executor_api(executor: ReplayServer, remote: RemoteSandbox) -> None:
     res = await remote.run("function main(args) { return args }", "javascript", {"n": 1, "s": "x"})
     [req] = executor.requests
-    assert req["path"] == "/run"
-    assert base64.b64decode(req["code_b64"]).decode() == "function main(args) { return args }"
-    assert req["language"] == "nodejs"
-    assert req["arguments"] == {"n": 1, "s": "x"}
+    sent = req.json()
+    assert req.path == "/run"
+    assert base64.b64decode(sent["code_b64"]).decode() == "function main(args) { return args }"
+    assert sent["language"] == "nodejs"
+    assert sent["arguments"] == {"n": 1, "s": "x"}
     assert res.stdout == "log line\n" and res.stderr == "" and res.exit_code == 0
     assert res.result.present and res.result.value == {"echo": {"n": 1, "s": "x"}}
     [art] = res.artifacts
@@ -112,47 +71,48 @@ async def test_request_and_answer_follow_the_executor_api(executor: _Executor, r
     assert res.metadata["elapsed"] == pytest.approx(0.0125)
 
 
-async def test_python_aliases(executor: _Executor, remote: RemoteSandbox) -> None:
+async def test_python_aliases(executor: ReplayServer, remote: RemoteSandbox) -> None:
     await remote.run("def main(): return 1", "python3", None)
     await remote.run("def main(): return 1", "Python", {})
-    assert [r["language"] for r in executor.requests] == ["python", "python"]
-    assert executor.requests[0]["arguments"] == {}
+    assert [r.json()["language"] for r in executor.requests] == ["python", "python"]
+    assert executor.requests[0].json()["arguments"] == {}
     with pytest.raises(SandboxError, match="unsupported language"):
         await remote.run("x", "go", {})
 
 
-async def test_a_failed_execution_is_a_result(executor: _Executor, remote: RemoteSandbox) -> None:
-    executor.reply = (200, {"status": "program_error", "stdout": "", "stderr": "Traceback ...\nValueError: boom",
-                            "exit_code": 1, "runtime_error_type": "nonzero_exit", "artifacts": []})
+async def test_a_failed_execution_is_a_result(executor: ReplayServer, remote: RemoteSandbox) -> None:
+    executor.route("POST", "/run", Reply(200, {
+        "status": "program_error", "stdout": "", "stderr": "Traceback ...\nValueError: boom", "exit_code": 1,
+        "runtime_error_type": "nonzero_exit", "artifacts": []}))
     res = await remote.run("def main(): raise ValueError('boom')", "python", {})
     assert res.exit_code == 1 and "ValueError: boom" in res.stderr
     assert not res.result.present and res.artifacts == []
 
 
-async def test_an_older_executor_leaves_the_result_line_in_stdout(executor: _Executor,
+async def test_an_older_executor_leaves_the_result_line_in_stdout(executor: ReplayServer,
                                                                    remote: RemoteSandbox) -> None:
     payload = _b64(json.dumps({"present": True, "value": [1, 2], "type": "json"}))
-    executor.reply = (200, {"stdout": f"hello\n{RESULT_MARKER}{payload}\n", "stderr": ""})
+    executor.route("POST", "/run", Reply(200, {"stdout": f"hello\n{RESULT_MARKER}{payload}\n", "stderr": ""}))
     res = await remote.run("def main(): return [1, 2]", "python", {})
     assert res.stdout == "hello\n"
     assert res.result.present and res.result.value == [1, 2]
 
 
-async def test_http_errors_and_bad_answers_are_sandbox_errors(executor: _Executor, remote: RemoteSandbox) -> None:
-    executor.reply = (422, {"detail": [{"loc": ["body", "language"], "msg": "bad language"}]})
+async def test_http_errors_and_bad_answers_are_sandbox_errors(executor: ReplayServer, remote: RemoteSandbox) -> None:
+    executor.route("POST", "/run", Reply(422, {"detail": [{"loc": ["body", "language"], "msg": "bad language"}]}))
     with pytest.raises(SandboxError, match=r"HTTP 422.*bad language"):
         await remote.run("x", "python", {})
-    executor.reply = (200, b"<html>gateway</html>")
+    executor.route("POST", "/run", Reply(200, b"<html>gateway</html>"))
     with pytest.raises(SandboxError, match="not JSON"):
         await remote.run("x", "python", {})
-    executor.reply = (200, {})
+    executor.route("POST", "/run", Reply(200, {}))
     with pytest.raises(SandboxError, match="There is no response from sandbox"):
         await remote.run("x", "python", {})
 
 
-async def test_a_slow_executor_times_out(executor: _Executor) -> None:
-    executor.delay = 1.0
-    sb = RemoteSandbox(executor.url, timeout=0.3)
+async def test_a_slow_executor_times_out(executor: ReplayServer) -> None:
+    executor.route("POST", "/run", lambda request: replace(_run(request), delay=1.0))
+    sb = RemoteSandbox(executor.base, timeout=0.3)
     try:
         with pytest.raises(SandboxError, match=r"did not answer within 0.3 seconds"):
             await sb.run("x", "python", {})
@@ -174,12 +134,12 @@ def _settings(tmp_path: Path, table: dict[str, Any] | None) -> Settings:
     return Settings(data_dir=tmp_path, raw={"sandbox": table} if table is not None else {})
 
 
-async def test_from_settings(tmp_path: Path, executor: _Executor) -> None:
+async def test_from_settings(tmp_path: Path, executor: ReplayServer) -> None:
     local = from_settings(_settings(tmp_path, None))
     assert isinstance(local, LocalSandbox) and local.timeout == 30 and local.memory_mb == 512
     tuned = from_settings(_settings(tmp_path, {"provider": "local", "timeout": 5, "memory_mb": 256}))
     assert isinstance(tuned, LocalSandbox) and tuned.timeout == 5 and tuned.memory_mb == 256
-    remote = from_settings(_settings(tmp_path, {"provider": "remote", "base_url": executor.url, "timeout": 7}))
+    remote = from_settings(_settings(tmp_path, {"provider": "remote", "base_url": executor.base, "timeout": 7}))
     try:
         assert isinstance(remote, RemoteSandbox) and remote.timeout == 7
         # The executor's host comes from the configuration, so the guard lets it through (loopback here).

@@ -6,14 +6,13 @@
         turn = await run_tool(TavilySearch, {"api_key": "k"}, http=http, settings=settings, query="q")
         assert replay.requests[0].json() == {...}
 
-Each route answers in turn with the replies queued for it (the last one repeats); a path with no
-route answers 404. Every request is recorded: method, path, query, headers, body.
+The ``replay`` fixture (tests/conftest.py) is the loopback server of tests/support/replay.py.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,16 +29,9 @@ from taskcanvas.runtime.state import RunState
 from taskcanvas.tools.base import Tool
 from taskcanvas.tools.http import GuardedClient, HttpPolicy, create_client
 from tests.support.canvas import Turn, build, cpn, make_canvas, run_turn
-from tests.support.replay import ReplayServer, replay_server
 
 TOOL = "tool"
 """The id of the tool in the canvases built here."""
-
-
-@pytest.fixture
-def replay() -> Iterator[ReplayServer]:
-    with replay_server() as server:
-        yield server
 
 
 @pytest.fixture

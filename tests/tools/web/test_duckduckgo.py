@@ -8,10 +8,10 @@ from typing import Any
 
 from taskcanvas.tools.duckduckgo import DuckDuckGo, parse_html_results
 from taskcanvas.tools.http import GuardedClient
+from tests.support.replay import ReplayServer
 from tests.tools.web.conftest import (
     TOOL,
     Doc,
-    ReplayServer,
     assert_failed,
     assert_references,
     call_as_agent_tool,

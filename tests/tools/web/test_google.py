@@ -10,10 +10,10 @@ import pytest
 from taskcanvas.dsl.errors import DslError
 from taskcanvas.tools.google import Google
 from taskcanvas.tools.http import GuardedClient
+from tests.support.replay import ReplayServer
 from tests.tools.web.conftest import (
     TOOL,
     Doc,
-    ReplayServer,
     assert_failed,
     assert_references,
     call_as_agent_tool,

@@ -9,10 +9,10 @@ import pytest
 
 from taskcanvas.tools.http import GuardedClient, HttpPolicy, create_client
 from taskcanvas.tools.searxng import SearXNG
+from tests.support.replay import ReplayServer
 from tests.tools.web.conftest import (
     TOOL,
     Doc,
-    ReplayServer,
     assert_failed,
     assert_references,
     call_as_agent_tool,
