@@ -2,6 +2,8 @@
 
     TaskcanvasError
     ├── dsl.errors.DslError            a canvas that cannot be loaded or run (one issue per problem)
+    ├── store.errors.StoreError        the database is unreachable, not migrated, or refused a write
+    ├── service.errors.ServiceError    a request the service refuses (not found, forbidden, invalid, ...)
     └── runtime.errors.RunError        a run that could not go on
         ├── ComponentFailed            a component ended with an error nobody handled
         ├── ComponentTimedOut          a component ran past its time limit

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from taskcanvas.cli import kb, models
+from taskcanvas.cli import db, kb, models
 from taskcanvas.cli.run import run_command
 from taskcanvas.cli.validate import validate_command
 
@@ -36,6 +36,7 @@ app = typer.Typer(
 
 app.add_typer(models.app, name="models")
 app.add_typer(kb.app, name="kb")
+app.add_typer(db.app, name="db")
 
 
 def _version() -> str:

@@ -1,0 +1,121 @@
+"""The database from a URL or the settings; driver errors become store errors without secrets."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.engine import URL
+
+from taskcanvas.config import Settings
+from taskcanvas.store import (
+    Database,
+    DatabaseUnreachable,
+    SchemaNotReady,
+    StoreConflict,
+    UnsupportedDatabase,
+)
+from taskcanvas.store.db import database_url, normalize_url
+from taskcanvas.store.models import User
+from taskcanvas.store.repositories import UserRepository
+
+
+@pytest.mark.parametrize(("given", "driver"), [
+    ("postgresql://u:p@db.example/tc", "postgresql+asyncpg"),
+    ("postgres://u@db.example/tc", "postgresql+asyncpg"),
+    ("postgresql+asyncpg://u@db.example/tc", "postgresql+asyncpg"),
+    ("sqlite:///var/tc.db", "sqlite+aiosqlite"),
+    ("sqlite+aiosqlite:////abs/tc.db", "sqlite+aiosqlite"),
+])
+def test_urls_get_their_async_driver(given: str, driver: str) -> None:
+    assert normalize_url(given).drivername == driver
+
+
+@pytest.mark.parametrize(("given", "needle"), [
+    ("mysql://root:pw@db/tc", "cannot use the database driver 'mysql'"),
+    ("postgresql+psycopg2://u@db/tc", "cannot use the database driver 'postgresql+psycopg2'"),
+    ("sqlite://", "in-memory SQLite"),
+    ("sqlite:///:memory:", "in-memory SQLite"),
+])
+def test_unusable_urls_are_refused_clearly(given: str, needle: str) -> None:
+    with pytest.raises(UnsupportedDatabase, match=re.escape(needle)) as caught:
+        normalize_url(given)
+    assert "pw" not in str(caught.value)
+
+
+def test_an_unparsable_url_is_not_echoed() -> None:
+    with pytest.raises(UnsupportedDatabase, match="expected postgresql") as caught:
+        normalize_url("no way:s3cret")
+    assert "s3cret" not in str(caught.value)
+
+
+def test_the_default_is_a_file_in_the_data_directory(tmp_path: Path) -> None:
+    url = database_url(Settings.load({"TASKCANVAS_DATA_DIR": str(tmp_path / "data")}))
+    assert url.drivername == "sqlite+aiosqlite"
+    assert url.database == str((tmp_path / "data" / "taskcanvas.db").resolve())
+
+
+def test_the_variable_then_the_file_choose_another_database(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[database]\nurl = "postgresql://from-file@db/tc"\n')
+    env = {"TASKCANVAS_DATA_DIR": str(tmp_path)}
+    assert database_url(Settings.load(env)).username == "from-file"
+    env["TASKCANVAS_DATABASE_URL"] = "postgresql://from-env@db/tc"
+    url = database_url(Settings.load(env))
+    assert (url.drivername, url.username) == ("postgresql+asyncpg", "from-env")
+    assert Database.from_settings(Settings.load(env)).backend == "postgresql"
+
+
+async def test_an_unreachable_server_is_named_without_its_password() -> None:
+    database = Database("postgresql://tc:s3cret@127.0.0.1:1/tc")
+    with pytest.raises(DatabaseUnreachable) as caught:
+        await database.ping()
+    message = str(caught.value)
+    assert message.startswith("cannot reach the database postgresql+asyncpg://tc:***@127.0.0.1:1/tc: ")
+    assert "s3cret" not in message
+    assert "s3cret" not in repr(database)
+
+
+async def test_a_missing_postgres_database_is_unreachable_with_the_reason(postgres_url: URL) -> None:
+    name = f"missing_{uuid.uuid4().hex[:8]}"
+    async with Database(postgres_url.set(database=name)) as database:
+        with pytest.raises(DatabaseUnreachable, match=f'database "{name}" does not exist'):
+            await database.ping()
+
+
+async def test_sqlite_makes_its_directory_and_runs_in_wal_with_foreign_keys(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "dir" / "tc.db"
+    async with Database(f"sqlite:///{path}") as database:
+        for _ in range(2):  # every pooled connection, not just the first
+            async with database.connect() as connection:
+                assert (await connection.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+                assert (await connection.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+    assert path.exists()
+
+
+async def test_a_database_without_the_schema_says_to_upgrade(empty_database: Database) -> None:
+    with pytest.raises(SchemaNotReady, match=r"run `taskcanvas db upgrade`"):
+        async with empty_database.session() as s:
+            await UserRepository(s).by_username("nobody")
+
+
+async def test_a_unit_of_work_commits_or_rolls_back(database: Database) -> None:
+    async with database.session() as s:
+        await UserRepository(s).create("kept")
+    with pytest.raises(LookupError):
+        async with database.session() as s:
+            await UserRepository(s).create("dropped")
+            raise LookupError("the caller's own error passes through unchanged")
+    async with database.session() as s:
+        names = (await s.scalars(select(User.username))).all()
+    assert names == ["kept"]
+
+
+async def test_a_unique_rule_broken_is_a_conflict(database: Database) -> None:
+    async with database.session() as s:
+        await UserRepository(s).create("ada")
+    with pytest.raises(StoreConflict, match="conflicts with what is stored"):
+        async with database.session() as s:
+            await UserRepository(s).create("ada")
