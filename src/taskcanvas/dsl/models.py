@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-JsonDict = dict[str, Any]
-
 
 @dataclass(frozen=True)
 class ComponentSpec:
@@ -41,31 +39,3 @@ class CanvasDsl:
     retrieval: tuple[Any, ...] = ()
     memory: tuple[Any, ...] = ()
     graph: Mapping[str, Any] | None = None
-
-    def children_of(self, parent_id: str) -> list[ComponentSpec]:
-        return [c for c in self.components.values() if c.parent_id == parent_id]
-
-    def to_json(self) -> JsonDict:
-        """The definition in ragflow's stored shape (components with their params as given)."""
-        components: JsonDict = {}
-        for spec in self.components.values():
-            entry: JsonDict = {
-                "obj": {"component_name": spec.component_name, "params": dict(spec.params)},
-                "downstream": list(spec.downstream),
-                "upstream": list(spec.upstream),
-            }
-            if spec.parent_id:
-                entry["parent_id"] = spec.parent_id
-            components[spec.id] = entry
-        out: JsonDict = {
-            "components": components,
-            "globals": dict(self.globals),
-            "variables": dict(self.variables),
-            "history": list(self.history),
-            "path": list(self.path),
-            "retrieval": list(self.retrieval),
-            "memory": list(self.memory),
-        }
-        if self.graph is not None:
-            out["graph"] = dict(self.graph)
-        return out

@@ -143,9 +143,6 @@ class Component:
     def set_output(self, state: RunState, name: str, value: Any) -> None:
         state.set_output(self.id, name, value)
 
-    def output(self, state: RunState, name: str) -> Any:
-        return state.output(self.id, name)
-
     def text_refs(self) -> dict[str, str]:
         """References in all of :meth:`text_inputs`, see :meth:`text_refs_of`."""
         refs: dict[str, str] = {}

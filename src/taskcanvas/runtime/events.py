@@ -14,11 +14,6 @@ EventName = Literal[
     "workflow_started", "node_started", "node_finished", "message", "message_end",
     "user_inputs", "workflow_finished",
 ]
-EVENT_NAMES: tuple[str, ...] = (
-    "workflow_started", "node_started", "node_finished", "message", "message_end",
-    "user_inputs", "workflow_finished",
-)
-TERMINAL_EVENTS = frozenset({"workflow_finished", "user_inputs"})
 
 
 def make_event(name: EventName, data: Any, *, message_id: str, created_at: int, task_id: str) -> Event:
