@@ -7,20 +7,17 @@ server build them here, the same way, and close them when done.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from taskcanvas.config import Settings
 from taskcanvas.llm.config import ModelRegistry
-from taskcanvas.runtime.canvas import Canvas
-from taskcanvas.runtime.engine import Engine, Limits
+from taskcanvas.runtime.engine import Limits
 from taskcanvas.tools.http import GuardedClient, HttpPolicy, create_client
 from taskcanvas.tools.knowledge import KnowledgeBases
 from taskcanvas.tools.mcp import McpServers
 from taskcanvas.tools.sandbox import sandbox_services
 
-__all__ = ["close_services", "engine_services", "http_client", "limits", "open_engine"]
+__all__ = ["close_services", "engine_services", "http_client", "limits"]
 
 
 def http_client(settings: Settings) -> GuardedClient:
@@ -48,18 +45,3 @@ async def close_services(services: dict[str, Any]) -> None:
     """Close what the services hold open (model clients, the sandbox)."""
     await services["models"].aclose()
     await services["sandbox"].aclose()
-
-
-@contextlib.asynccontextmanager
-async def open_engine(canvas: Canvas, settings: Settings, *, check: bool = True,
-                      source: str | None = None) -> AsyncIterator[Engine]:
-    """An engine for ``canvas`` with every service; checks the canvas's needs first; closes all after."""
-    services = engine_services(settings)
-    if check:
-        canvas.check_services(services, source=source)
-    client = http_client(settings)
-    try:
-        yield Engine(canvas, limits=limits(settings), http=client, services=services)
-    finally:
-        await client.aclose()
-        await close_services(services)

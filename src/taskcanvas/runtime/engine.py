@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskcanvas.dsl.validate import routes
 from taskcanvas.runtime.cancel import CancelToken
 from taskcanvas.runtime.canvas import Canvas
 from taskcanvas.runtime.checkpoint import CheckpointSink
@@ -490,8 +491,6 @@ class Run:
             self.status = status
 
     def _stale_route_message(self, cid: str) -> str:
-        from taskcanvas.dsl.validate import routes
-
         sources = [c.id for c in self.canvas.components.values()
                    if cid in c.spec.downstream or any(t == cid for _, t in routes(c.spec))]
         via = f" (routed there by {', '.join(sources)})" if sources else ""

@@ -371,13 +371,6 @@ class CodeExec(Tool):
         await self.apply_result(ctx, result)
         return self.outputs_for_model(state)
 
-    async def call_for_model(self, ctx: RunContext, args: Mapping[str, Any]) -> Any:
-        result = await super().call_for_model(ctx, args)
-        # A script that failed keeps its _ERROR (ragflow's tool wrapper does not clear it).
-        if isinstance(result, dict) and result.get("_ERROR"):
-            ctx.state.set_output(self.id, "_ERROR", result["_ERROR"])
-        return result
-
     def outputs_for_model(self, state: RunState) -> dict[str, Any]:
         """What the model is told: the outputs (ragflow returns ``self.output()``), without timings."""
         return {k: jsonable(v) for k, v in state.output_values(self.id).items() if k not in _TIMING_KEYS}
