@@ -318,3 +318,47 @@ async def test_the_next_turn_continues_from_the_stored_state(make_sink: MakeSink
     assert loaded.state == _final(resumed.state)
     assert loaded.state["globals"]["sys.conversation_turns"] == 2
     assert [turn[0] for turn in loaded.state["history"]] == ["user", "assistant", "user", "assistant"]
+
+
+async def test_a_recovered_run_goes_on_without_repeating_what_was_stored(make_sink: MakeSink) -> None:
+    """Cut a run short, then ``Engine.recover`` from what the sink stored: the events stored with the
+    checkpoints plus the recovered run's events are one run's events, each component finished once."""
+    passes = 12
+    under_test = await make_sink(snapshot_every=5)
+    started = await _start(under_test, passes=passes)
+    seen: list[dict[str, Any]] = []
+    stored_upto: list[int] = []
+
+    class _Counting:
+        async def put_delta(self, delta: Delta) -> None:
+            await started.recorder.put_delta(delta)
+            stored_upto.append(len(seen))
+
+        async def put_snapshot(self, state: dict[str, Any], status: str) -> None:
+            await started.recorder.put_snapshot(state, status)
+
+    started.engine.checkpoint = _Counting()
+    events = started.engine.run(started.state, query="q").__aiter__()
+    async for event in events:
+        seen.append(event)
+        if len(stored_upto) == 17:
+            break
+    await events.aclose()
+
+    second = await under_test.next_run() if under_test.keeps_snapshots else under_test
+    resumed = await _start(second, passes=passes, state_json=(await under_test.load()).state)
+    assert resumed.state.turn is not None, "the stored state knows the turn was in progress"
+    recovered = resumed.engine.recover(resumed.state)
+    rest = await recovered.collect()
+    assert recovered.status is RunStatus.FINISHED
+
+    stream = seen[: stored_upto[-1]] + rest
+    names = [e["event"] for e in stream]
+    assert names.count("workflow_started") == 1 and names.count("workflow_finished") == 1
+    finished = [e["data"]["component_id"] for e in stream if e["event"] == "node_finished"]
+    assert finished.count("body") == passes
+    assert finished.count("after") == 1 and finished.count("begin") == 1
+    started_ids = [e["data"]["component_id"] for e in stream if e["event"] == "node_started"]
+    assert started_ids.count("body") == passes, "nothing announced twice"
+    assert resumed.state.turn is None
+    assert resumed.state.output_values("after")["content"] == "done"

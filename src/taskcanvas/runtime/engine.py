@@ -82,17 +82,30 @@ class Engine:
 
     def run(self, state: RunState, *, query: Any = None, inputs: Mapping[str, Any] | None = None,
             files: list[Any] | None = None, user_id: str | None = None, task_id: str | None = None,
-            cancel: CancelToken | None = None) -> Run:
+            cancel: CancelToken | None = None, message_id: str | None = None) -> Run:
         """One turn: start a conversation turn, or resume a session waiting for input."""
         return Run(self, state, query=query, inputs=dict(inputs or {}), files=files, user_id=user_id,
-                   task_id=task_id or uuid.uuid4().hex, cancel=cancel or CancelToken())
+                   task_id=task_id or uuid.uuid4().hex, cancel=cancel or CancelToken(), message_id=message_id)
+
+    def recover(self, state: RunState, *, task_id: str | None = None, cancel: CancelToken | None = None,
+                message_id: str | None = None) -> Run:
+        """Go on with a turn that was cut short (the process died) from its last finished component.
+
+        ``state`` is what the checkpoint sink stored: its ``turn`` says how far the turn got.
+        Finished components do not run again and their events are not repeated; a state with
+        no turn in progress has nothing to go on with and ends the run as failed.
+        """
+        return Run(self, state, query=None, inputs={}, files=None, user_id=None,
+                   task_id=task_id or uuid.uuid4().hex, cancel=cancel or CancelToken(), message_id=message_id,
+                   recover=True)
 
 
 class Run:
     """A run in progress; ``async for event in run`` drives it."""
 
     def __init__(self, engine: Engine, state: RunState, *, query: Any, inputs: dict[str, Any],
-                 files: list[Any] | None, user_id: str | None, task_id: str, cancel: CancelToken) -> None:
+                 files: list[Any] | None, user_id: str | None, task_id: str, cancel: CancelToken,
+                 message_id: str | None = None, recover: bool = False) -> None:
         self.engine = engine
         self.canvas = engine.canvas
         self.state = state
@@ -102,7 +115,8 @@ class Run:
         self.user_id = user_id
         self.task_id = task_id
         self.cancel = cancel
-        self.message_id = uuid.uuid4().hex
+        self.message_id = message_id or uuid.uuid4().hex
+        self.recover = recover
         self.created_at = int(time.time())
         self.status: RunStatus | None = None
         self.error: str | None = None
@@ -142,18 +156,29 @@ class Run:
     async def _events(self) -> AsyncGenerator[Event, None]:
         state, canvas = self.state, self.canvas
         started = time.perf_counter()
-        resume = self._begin_turn()
+        if self.recover:
+            turn = state.turn
+            if turn is None:
+                self._fail("the session has no turn in progress to go on with")
+                yield self._finished_event(started)
+                await self._snapshot()
+                return
+            idx, scan, announced = int(turn.get("done", 0)), bool(turn.get("scan", True)), int(turn.get("started", 0))
+        else:
+            resume = self._begin_turn()
+            scan = not resume  # ragflow: no waiting for upstreams in a resumed run (spec §3.2)
+            idx = announced = 0
+            turn = state.turn = {"done": 0, "started": 0, "scan": scan}
+            state.touch("turn")
         if self.cancel.cancelled:
             self._fail(self.cancel.reason, status=RunStatus.CANCELLED)
             yield self._finished_event(started)
             await self._snapshot()
             return
-        if not resume:
+        if not self.recover and scan:
             yield self._event("workflow_started", {"inputs": self.inputs or None})
 
-        scan = not resume  # ragflow: no waiting for upstreams in a resumed run (spec §3.2)
         partials: list[str] = []
-        idx = 0
         waves = 0
         try:
             while idx < len(state.path):
@@ -169,14 +194,17 @@ class Run:
                     if cid not in canvas.components:
                         self._fail(self._stale_route_message(cid), cid)
                         break
-                    yield self._node_started(cid)
+                    if i >= announced:  # a recovered turn does not announce again what it had started
+                        yield self._node_started(cid)
                 if self.error:
                     break
                 await self._run_wave(idx, to, scan)
-                to = len(state.path)
+                to = announced = turn["started"] = len(state.path)
                 for i in range(idx, to):
                     async for event in self._post_process(state.path[i], partials):
                         yield event
+                    turn["done"] = i + 1
+                    state.touch("turn")
                     if self.engine.checkpoint is not None:
                         await self.engine.checkpoint.put_delta(state.take_delta(state.path[i]))
                 if self.error:
@@ -497,6 +525,8 @@ class Run:
         return f"the run reached {cid!r}, which is not a component of this canvas{via}"
 
     async def _snapshot(self) -> None:
+        self.state.turn = None
+        self.state.touch("turn")
         sink = self.engine.checkpoint
         if sink is not None:
             # The run's own changes at its end (history, waiting) form a last delta.

@@ -38,7 +38,7 @@ class _NoValue:
 
 
 NO_VALUE: Any = _NoValue()
-_SESSION_FIELDS = ("history", "retrieval", "memory", "waiting")
+_SESSION_FIELDS = ("history", "retrieval", "memory", "waiting", "turn")
 
 
 def now_text() -> str:
@@ -164,6 +164,7 @@ class RunState:
         memory: list[Any] | None = None,
         counters: dict[str, int] | None = None,
         waiting: list[str] | None = None,
+        turn: dict[str, Any] | None = None,
     ) -> None:
         self.outputs: dict[str, dict[str, Any]] = {cid: dict(v) for cid, v in components.items()}
         self.inputs: dict[str, dict[str, Any]] = {cid: dict((inputs or {}).get(cid, {})) for cid in components}
@@ -175,6 +176,9 @@ class RunState:
         self.memory: list[Any] = memory or []
         self.counters: dict[str, int] = counters or {}
         self.waiting: list[str] | None = waiting
+        self.turn: dict[str, Any] | None = turn
+        """The turn in progress (``None`` between turns): how far it got, so a run cut short
+        by a crash can go on from its last finished component (:meth:`Engine.recover`)."""
         self._dirty_outputs: set[str] = set()
         self._dirty_inputs: set[str] = set()
         self._dirty_globals: set[str] = set()
@@ -231,6 +235,7 @@ class RunState:
             "memory": jsonable(self.memory),
             "counters": dict(self.counters),
             "waiting": self.waiting,
+            "turn": self.turn,
         }
 
     @classmethod
@@ -267,6 +272,7 @@ class RunState:
             memory=list(data.get("memory") or []),
             counters=dict(data.get("counters") or {}),
             waiting=data.get("waiting"),
+            turn=data.get("turn") if isinstance(data.get("turn"), dict) else None,
         )
 
     def reset(self, *, keep_memory: bool = False) -> None:
@@ -281,6 +287,8 @@ class RunState:
             self.reset_component(cid)
         self.path_replace([])
         self.waiting = None
+        self.turn = None
+        self.touch("turn")
         self.counters.clear()
         self._dirty_counters.clear()
         self.touch("waiting")

@@ -23,9 +23,11 @@ from __future__ import annotations
 import datetime
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskcanvas.config import ConfigError, Settings
 from taskcanvas.runtime.errors import StateError
@@ -37,6 +39,9 @@ from taskcanvas.store.repositories.checkpoints import CheckpointRepository
 
 _SECONDS_PER_DAY = 86_400
 _log = logging.getLogger(__name__)
+
+
+Companion = Callable[[AsyncSession], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -119,11 +124,14 @@ class SqlCheckpointSink:
     """A :class:`~taskcanvas.runtime.checkpoint.CheckpointSink` writing one session's checkpoints."""
 
     def __init__(self, database: Database, session_id: uuid.UUID, *, run_id: uuid.UUID | None = None,
-                 policy: CheckpointPolicy | None = None) -> None:
+                 policy: CheckpointPolicy | None = None, companion: Companion | None = None) -> None:
         self.database = database
         self.session_id = session_id
         self.run_id = run_id
         self.policy = policy or CheckpointPolicy()
+        self.companion = companion
+        """Called inside every checkpoint's transaction: what must be stored with it, or not at all
+        (a run's events up to this component, so a restart neither loses nor repeats them)."""
         self._mirror: RunState | None = None
         self._seq = 0
         self._since_snapshot = 0
@@ -151,6 +159,8 @@ class SqlCheckpointSink:
             async with self.database.session() as s:
                 repo = CheckpointRepository(s)
                 await repo.add_delta(self.session_id, self._seq + 1, data, run_id=self.run_id)
+                if self.companion is not None:
+                    await self.companion(s)
                 if snapshot:
                     await repo.add_snapshot(self.session_id, self._seq + 2, mirror.to_json(), status="running",
                                             run_id=self.run_id)
@@ -181,6 +191,8 @@ class SqlCheckpointSink:
                 if self._mirror is None:
                     self._seq = await repo.last_seq(self.session_id)
                 await repo.add_snapshot(self.session_id, self._seq + 1, state, status=status, run_id=self.run_id)
+                if self.companion is not None:
+                    await self.companion(s)
         except BaseException:
             self._mirror = None
             raise

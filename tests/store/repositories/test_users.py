@@ -9,13 +9,13 @@ from taskcanvas.store.repositories import UserRepository
 async def test_users_are_found_by_id_username_and_email(database: Database) -> None:
     async with database.session() as s:
         users = UserRepository(s)
-        ada = await users.create("ada", email="ada@example.com", name="Ada", password_hash="h", is_admin=True)
+        ada = await users.create("ada", email="ada@example.com", name="Ada", password_hash="h", site_role="owner")
         await users.create("bob")
     async with database.session() as s:
         users = UserRepository(s)
         assert (await users.get(ada.id)) is not None
         found = await users.by_username("ada")
-        assert found is not None and found.id == ada.id and found.is_admin and found.is_active
+        assert found is not None and found.id == ada.id and found.site_role == "owner" and found.is_active
         assert (await users.by_email("ada@example.com")) is not None
         assert await users.by_username("carol") is None
         assert [u.username for u in await users.find()] == ["ada", "bob"]

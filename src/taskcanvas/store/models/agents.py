@@ -27,6 +27,8 @@ class Agent(IdMixin, TimestampsMixin, Base):
     avatar: Mapped[str | None] = mapped_column(Text)
     category: Mapped[str] = mapped_column(String(32), default="agent_canvas")
     permission: Mapped[str] = mapped_column(String(16), default="me")
+    tags: Mapped[str] = mapped_column(String(512), default="")
+    canvas_type: Mapped[str | None] = mapped_column(String(64))
     dsl: Mapped[dict[str, Any]]
 
     versions: Mapped[list[AgentVersion]] = relationship(
@@ -42,6 +44,7 @@ class AgentVersion(IdMixin, CreatedMixin, Base):
     title: Mapped[str] = mapped_column(String(255), default="")
     description: Mapped[str] = mapped_column(Text, default="")
     dsl: Mapped[dict[str, Any]]
+    release: Mapped[bool] = mapped_column(default=False)
     created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
     agent: Mapped[Agent] = relationship(back_populates="versions", lazy="raise")

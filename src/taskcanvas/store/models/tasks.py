@@ -41,6 +41,8 @@ class Task(IdMixin, TimestampsMixin, Base):
     display_name: Mapped[str] = mapped_column(String(255), default="")
     prompt: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(32), default="pending")
+    deleted_at: Mapped[datetime.datetime | None]
+    """Set by a delete: the task is gone from every read at once; its rows are removed later."""
 
     session: Mapped[Session | None] = relationship(back_populates="task", lazy="raise", passive_deletes=True)
 
@@ -54,7 +56,12 @@ class Session(IdMixin, TimestampsMixin, Base):
     agent_version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agent_versions.id", ondelete="SET NULL"))
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     name: Mapped[str] = mapped_column(String(255), default="")
+    source: Mapped[str] = mapped_column(String(16), default="task")
+    """``task``; for ragflow's API ``agent`` (made by POST /sessions) or ``workflow`` (by a completion)."""
+    external_user: Mapped[str | None] = mapped_column(String(255))
+    """ragflow's free-text ``user_id`` of the person chatting (not an account)."""
     messages: Mapped[list[Any]] = mapped_column(default=list)
+    references: Mapped[list[Any]] = mapped_column(default=list)
 
     task: Mapped[Task | None] = relationship(back_populates="session", lazy="raise")
     runs: Mapped[list[Run]] = relationship(
@@ -72,6 +79,8 @@ class Run(IdMixin, CreatedMixin, Base):
     task_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
     number: Mapped[int]
     status: Mapped[str] = mapped_column(String(32), default="queued")
+    message_id: Mapped[str] = mapped_column(String(32), default="")
+    """The id the engine gave this run's events (ragflow's ``message_id``)."""
     query: Mapped[Any | None] = mapped_column(JSONType)
     inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)

@@ -23,6 +23,10 @@ class ApiToken(IdMixin, CreatedMixin, Base):
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), default="api")
+    """``api`` (named, listed, revoked by its user) or ``session`` (made by a login)."""
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    """The token's public id, the part of ``tc_<id>_<secret>`` that finds this row."""
     token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     hint: Mapped[str] = mapped_column(String(16), default="")
     scopes: Mapped[list[Any]] = mapped_column(default=list)

@@ -1,7 +1,7 @@
 """People and the organizations they belong to: users, organizations, roles, memberships.
 
 A role is a named set of permissions; a membership gives a user one role in one
-organization. ``User.is_admin`` is the site-wide owner, above every organization.
+organization. ``User.site_role`` is a role over the whole site (owner, auditor), above every organization.
 What a permission allows is decided in ``service/rbac.py``, not here.
 """
 
@@ -23,7 +23,8 @@ class User(IdMixin, TimestampsMixin, Base):
     email: Mapped[str | None] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(255), default="")
     password_hash: Mapped[str | None] = mapped_column(String(255))
-    is_admin: Mapped[bool] = mapped_column(default=False)
+    site_role: Mapped[str | None] = mapped_column(String(16))
+    """``owner`` (the site admin) or ``auditor``; None for everyone else (their roles are per organization)."""
     is_active: Mapped[bool] = mapped_column(default=True)
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user", lazy="raise")

@@ -11,6 +11,7 @@ from taskcanvas.store.repositories.events import EventRepository
 from taskcanvas.store.repositories.organizations import OrganizationRepository
 from taskcanvas.store.repositories.runs import RunRepository
 from taskcanvas.store.repositories.sessions import SessionRepository
+from taskcanvas.store.repositories.settings import SettingRepository
 from taskcanvas.store.repositories.tasks import TaskRepository
 from taskcanvas.store.repositories.tokens import TokenRepository
 from taskcanvas.store.repositories.users import UserRepository
@@ -23,6 +24,7 @@ __all__ = [
     "OrganizationRepository",
     "RunRepository",
     "SessionRepository",
+    "SettingRepository",
     "TaskRepository",
     "TokenRepository",
     "UserRepository",

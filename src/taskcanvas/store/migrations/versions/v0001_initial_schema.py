@@ -52,7 +52,7 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=320), nullable=True),
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=True),
-        sa.Column("is_admin", sa.Boolean(), nullable=False),
+        sa.Column("site_role", sa.String(length=16), nullable=True),
         sa.Column("is_active", sa.Boolean(), nullable=False),
         sa.Column("created_at", _TIMESTAMP, nullable=False),
         sa.Column("updated_at", _TIMESTAMP, nullable=False),
@@ -70,6 +70,8 @@ def upgrade() -> None:
         sa.Column("avatar", sa.Text(), nullable=True),
         sa.Column("category", sa.String(length=32), nullable=False),
         sa.Column("permission", sa.String(length=16), nullable=False),
+        sa.Column("tags", sa.String(length=512), nullable=False),
+        sa.Column("canvas_type", sa.String(length=64), nullable=True),
         sa.Column("dsl", _JSON, nullable=False),
         sa.Column("created_at", _TIMESTAMP, nullable=False),
         sa.Column("updated_at", _TIMESTAMP, nullable=False),
@@ -90,6 +92,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("user_id", sa.Uuid(), nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("key_id", sa.String(length=32), nullable=False),
         sa.Column("token_hash", sa.String(length=128), nullable=False),
         sa.Column("hint", sa.String(length=16), nullable=False),
         sa.Column("scopes", _JSON, nullable=False),
@@ -101,6 +105,7 @@ def upgrade() -> None:
             ["user_id"], ["users.id"], name=op.f("fk_api_tokens_user_id_users"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_tokens")),
+        sa.UniqueConstraint("key_id", name=op.f("uq_api_tokens_key_id")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_api_tokens_token_hash")),
         sa.UniqueConstraint("user_id", "name", name=op.f("uq_api_tokens_user_id_name")),
     )
@@ -168,6 +173,7 @@ def upgrade() -> None:
         sa.Column("title", sa.String(length=255), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("dsl", _JSON, nullable=False),
+        sa.Column("release", sa.Boolean(), nullable=False),
         sa.Column("created_by", sa.Uuid(), nullable=True),
         sa.Column("created_at", _TIMESTAMP, nullable=False),
         sa.ForeignKeyConstraint(
@@ -208,6 +214,7 @@ def upgrade() -> None:
         sa.Column("display_name", sa.String(length=255), nullable=False),
         sa.Column("prompt", sa.Text(), nullable=False),
         sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("deleted_at", _TIMESTAMP, nullable=True),
         sa.Column("created_at", _TIMESTAMP, nullable=False),
         sa.Column("updated_at", _TIMESTAMP, nullable=False),
         sa.ForeignKeyConstraint(
@@ -246,7 +253,10 @@ def upgrade() -> None:
         sa.Column("agent_version_id", sa.Uuid(), nullable=True),
         sa.Column("user_id", sa.Uuid(), nullable=True),
         sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("external_user", sa.String(length=255), nullable=True),
         sa.Column("messages", _JSON, nullable=False),
+        sa.Column("references", _JSON, nullable=False),
         sa.Column("created_at", _TIMESTAMP, nullable=False),
         sa.Column("updated_at", _TIMESTAMP, nullable=False),
         sa.ForeignKeyConstraint(
@@ -273,6 +283,7 @@ def upgrade() -> None:
         sa.Column("task_id", sa.Uuid(), nullable=True),
         sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("message_id", sa.String(length=32), nullable=False),
         sa.Column("query", _JSON, nullable=True),
         sa.Column("inputs", _JSON, nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
@@ -349,10 +360,18 @@ def upgrade() -> None:
     )
     op.create_index("ix_task_state_entries_run_id", "task_state_entries", ["run_id"])
     op.create_index("ix_task_state_entries_task_created", "task_state_entries", ["task_id", "created_at"])
+    op.create_table(
+        "site_settings",
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("value", _JSON, nullable=True),
+        sa.Column("updated_at", _TIMESTAMP, nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_site_settings")),
+    )
 
 
 def downgrade() -> None:
     for table in (
+        "site_settings",
         "task_state_entries",
         "run_events",
         "checkpoint_snapshots",
