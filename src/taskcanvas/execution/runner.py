@@ -1,0 +1,405 @@
+"""The embedded executor: runs execute in this process, a bounded number at a time.
+
+A run is a row first (``queued``); :meth:`Executor.submit` starts it when a slot is free. The
+engine's checkpoint sink is the store's, and each checkpoint's transaction also stores the
+events emitted up to that component, so what is stored is always a consistent prefix: after a
+crash, :meth:`Executor.start` picks up runs left ``running`` and the engine goes on from the
+last finished component (``Engine.recover``) — nothing finished runs again, no stored event is
+lost or repeated.
+
+Pausing is graceful: the run stops right after its current component's checkpoint, and
+resuming it is the same recovery. A session waiting for input holds no slot and no asyncio
+task: it is only rows until the next input creates the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from taskcanvas.assembly import http_client, limits
+from taskcanvas.components import builtin_registry
+from taskcanvas.config import Settings
+from taskcanvas.dsl.load import load_canvas
+from taskcanvas.errors import TaskcanvasError
+from taskcanvas.execution.hub import EventHub
+from taskcanvas.runtime.cancel import CancelToken
+from taskcanvas.runtime.canvas import Canvas
+from taskcanvas.runtime.engine import Engine
+from taskcanvas.runtime.errors import RunStatus
+from taskcanvas.runtime.registry import Registry
+from taskcanvas.runtime.state import Delta, RunState
+from taskcanvas.store import CheckpointPolicy, Database, SqlCheckpointSink
+from taskcanvas.store.models import Run, Session
+from taskcanvas.store.models.types import utcnow
+from taskcanvas.store.repositories import (
+    AgentRepository,
+    EventRepository,
+    RunRepository,
+    SessionRepository,
+    TaskRepository,
+)
+
+_log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, PAUSED = "queued", "running", "paused"
+"""Run statuses besides the engine's endings (finished, waiting, failed, cancelled)."""
+ACTIVE_STATUSES = frozenset({QUEUED, RUNNING})
+STATE_MESSAGE_LIMIT = 160
+"""coder's limit on a task state's message."""
+
+
+class _Paused(Exception):
+    """Raised from the checkpoint sink to stop a run right after a stored component."""
+
+
+@dataclass
+class _Execution:
+    run_id: uuid.UUID
+    token: CancelToken = field(default_factory=CancelToken)
+    pause_requested: bool = False
+    task: asyncio.Task[None] | None = None
+
+
+class _RunSink(SqlCheckpointSink):
+    """The store's sink, telling the hub what is stored and stopping the run when paused."""
+
+    def __init__(self, *args: Any, after_write: Callable[[], None], execution: _Execution, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._after_write = after_write
+        self._execution = execution
+
+    async def put_delta(self, delta: Delta) -> None:
+        await super().put_delta(delta)
+        self._after_write()
+        if self._execution.pause_requested and delta.component_id:
+            raise _Paused
+
+    async def put_snapshot(self, state: dict[str, Any], status: str) -> None:
+        await super().put_snapshot(state, status)
+        self._after_write()
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    """What the service needs from a finished run to update the session and the task."""
+
+    status: str
+    answer: str
+    state: str
+    message: str
+
+
+class Executor:
+    """Runs queued runs in this process; one instance per server."""
+
+    def __init__(self, database: Database, settings: Settings, services: dict[str, Any], *,
+                 hub: EventHub | None = None, registry: Registry | None = None, concurrency: int | None = None,
+                 policy: CheckpointPolicy | None = None) -> None:
+        self.database = database
+        self.settings = settings
+        self.services = services
+        self.hub = hub or EventHub()
+        self.registry = registry or builtin_registry()
+        size = concurrency or int(settings.env.get("TASKCANVAS_RUN_CONCURRENCY") or 64)
+        self._slots = asyncio.Semaphore(max(1, size))
+        self._policy = policy or CheckpointPolicy.from_settings(settings)
+        self._limits = limits(settings)
+        self._http = http_client(settings)
+        self._canvases: dict[uuid.UUID, Canvas] = {}
+        self._executions: dict[uuid.UUID, _Execution] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._closing = False
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> int:
+        """Pick up the runs a previous process left queued or running; how many."""
+        async with self.database.session() as s:
+            runs = RunRepository(s)
+            pending = [*await runs.with_status(RUNNING, limit=100_000), *await runs.with_status(QUEUED, limit=100_000)]
+        for run in pending:
+            self.submit(run.id)
+        return len(pending)
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop: pause what runs (it resumes on the next start), cancel what does not stop in time."""
+        self._closing = True
+        for execution in self._executions.values():
+            execution.pause_requested = True
+        tasks = [e.task for e in self._executions.values() if e.task is not None]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self._http.aclose()
+
+    def background(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run housekeeping (a deleted task's removal) without anyone awaiting it."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------------ runs
+    def submit(self, run_id: uuid.UUID) -> None:
+        """Execute the run when a slot is free (it must be stored, ``queued`` or ``running``)."""
+        if self._closing or run_id in self._executions:
+            return
+        execution = self._executions[run_id] = _Execution(run_id)
+        execution.task = asyncio.create_task(self._execute(execution), name=f"run {run_id}")
+
+    @property
+    def executing(self) -> int:
+        """How many runs execute (or wait for a slot) in this process."""
+        return len(self._executions)
+
+    def is_executing(self, run_id: uuid.UUID) -> bool:
+        return run_id in self._executions
+
+    def cancel(self, run_id: uuid.UUID, reason: str = "Task has been canceled") -> bool:
+        """Ask a run to stop (it ends ``cancelled``); whether it was executing here."""
+        execution = self._executions.get(run_id)
+        if execution is None:
+            return False
+        execution.token.cancel(reason)
+        return True
+
+    def pause(self, run_id: uuid.UUID) -> bool:
+        """Stop a run after its current component; it ends ``paused`` and :meth:`submit` goes on with it."""
+        execution = self._executions.get(run_id)
+        if execution is None:
+            return False
+        execution.pause_requested = True
+        return True
+
+    async def wait(self, run_id: uuid.UUID) -> None:
+        """Until the run stops executing in this process."""
+        execution = self._executions.get(run_id)
+        if execution is not None and execution.task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(execution.task)
+
+    # ------------------------------------------------------------------ one run
+    async def _execute(self, execution: _Execution) -> None:
+        try:
+            async with self._slots:
+                if not execution.pause_requested:
+                    await self._run(execution)
+                elif not self._closing:
+                    await self._set_status(execution.run_id, PAUSED)
+        except asyncio.CancelledError:
+            # Shutting down: the run stays "running" and the next start goes on with it.
+            pass
+        except Exception:
+            _log.exception("run %s failed inside the executor", execution.run_id)
+            await self._fail_quietly(execution.run_id, "the run stopped on an internal error; see the server log")
+        finally:
+            self._executions.pop(execution.run_id, None)
+
+    async def _run(self, execution: _Execution) -> None:
+        async with self.database.session() as s:
+            run = await RunRepository(s).get(execution.run_id)
+            if run is None or (run.status not in ACTIVE_STATUSES and run.status != PAUSED):
+                return
+            session = await SessionRepository(s).get(run.session_id)
+            version = None
+            if session is not None and session.agent_version_id is not None:
+                version = await AgentRepository(s).get_version(session.agent_version_id)
+        if session is None or version is None:
+            await self._finish_without_engine(run, session, "the agent version this run needs is gone")
+            return
+        try:
+            canvas = self._canvas(version.id, version.dsl)
+            canvas.check_services(self.services)
+        except TaskcanvasError as e:
+            await self._finish_without_engine(run, session, str(e))
+            return
+
+        pending: list[dict[str, Any]] = []
+        seq = run.last_seq
+        stored = run.last_seq
+
+        async def store_pending(s: AsyncSession) -> None:
+            nonlocal stored
+            if pending:
+                numbers = await EventRepository(s).append(run.id, pending)
+                stored = numbers[-1]
+                pending.clear()
+
+        def after_write() -> None:
+            self.hub.stored(run.id, stored)
+
+        sink = _RunSink(self.database, session.id, run_id=run.id, policy=self._policy, companion=store_pending,
+                        after_write=after_write, execution=execution)
+        engine = Engine(canvas, limits=self._limits, http=self._http, services=self.services, checkpoint=sink)
+        state_json = await sink.load()
+        state = engine.new_session() if state_json is None else RunState.from_json(state_json, canvas.components)
+        message_id = run.message_id or uuid.uuid4().hex
+        recovering = run.started_at is not None and state.turn is not None
+        if recovering:
+            engine_run = engine.recover(state, task_id=session.id.hex, cancel=execution.token, message_id=message_id)
+        else:
+            await sink.begin(state.to_json())
+            engine_run = engine.run(state, query=run.query, inputs=run.inputs, user_id=_user_ref(session),
+                                    task_id=session.id.hex, cancel=execution.token, message_id=message_id)
+        await self._mark_running(run, session, message_id, first=not recovering)
+
+        self.hub.open(run.id, session.id, stored_upto=run.last_seq)
+        observer = _Observer()
+        if recovering:
+            # The answer so far is in the events already stored (before a pause or a crash).
+            async with self.database.session() as s:
+                for row in await EventRepository(s).after(run.id, 0, limit=run.last_seq or 1):
+                    observer.see(row.payload)
+        try:
+            try:
+                async for event in engine_run:
+                    seq += 1
+                    data = dict(event)
+                    data["session_id"] = session.id.hex
+                    pending.append(data)
+                    observer.see(data)
+                    self.hub.publish(run.id, seq, data)
+            except _Paused:
+                # Paused by its user it stays paused; stopped by a shutdown it stays "running" for the next start.
+                await self._end(run, session, RUNNING if self._closing else PAUSED, None, pending, message_id)
+                return
+            status = (engine_run.status or RunStatus.FAILED).value
+            outcome = observer.outcome(status, engine_run.error)
+            await self._end(run, session, status, outcome, pending, message_id, error=engine_run.error,
+                            error_component=engine_run.error_component)
+        finally:
+            # After the ending is stored: a reader woken by the close finds the run ended.
+            self.hub.close(run.id, session.id)
+
+    async def _mark_running(self, run: Run, session: Session, message_id: str, *, first: bool) -> None:
+        async with self.database.session() as s:
+            runs = RunRepository(s)
+            await runs.set_status(run.id, RUNNING)
+            if first:
+                await runs.mark_started(run.id)
+                run_row = await runs.get(run.id)
+                if run_row is not None:
+                    run_row.message_id = message_id
+            if session.task_id is not None:
+                await _record_state(s, session.task_id, run.id, "working", "Running")
+
+    async def _end(self, run: Run, session: Session, status: str, outcome: TurnOutcome | None,
+                   pending: list[dict[str, Any]], message_id: str, *, error: str | None = None,
+                   error_component: str | None = None) -> None:
+        """Store the last events, the run's ending, the conversation and the task's state at once."""
+        async with self.database.session() as s:
+            if pending:
+                await EventRepository(s).append(run.id, pending)
+                pending.clear()
+            runs = RunRepository(s)
+            if status in (PAUSED, RUNNING):
+                await runs.set_status(run.id, status)
+                return
+            await runs.mark_finished(run.id, status, error=error, error_component=error_component)
+            row = await SessionRepository(s).get(session.id)
+            if row is not None and outcome is not None:
+                messages = list(row.messages)
+                if run.query not in (None, ""):
+                    messages.append({"role": "user", "content": run.query, "id": message_id,
+                                     "created_at": run.created_at.timestamp()})
+                messages.append({"role": "assistant", "content": outcome.answer, "created_at": utcnow().timestamp(),
+                                 "id": message_id})
+                row.messages = messages
+                row.updated_at = utcnow()
+            if session.task_id is not None and outcome is not None:
+                await _record_state(s, session.task_id, run.id, outcome.state, outcome.message)
+
+    async def _finish_without_engine(self, run: Run, session: Session | None, message: str) -> None:
+        """A run that cannot start (its canvas no longer builds): failed, with the reason as its events say."""
+        event = {"event": "workflow_finished", "message_id": run.message_id or uuid.uuid4().hex,
+                 "created_at": int(utcnow().timestamp()), "task_id": session.id.hex if session else "",
+                 "data": {"inputs": {}, "outputs": {}, "status": "failed", "error": message}}
+        if session is not None:
+            self.hub.open(run.id, session.id, stored_upto=run.last_seq)
+        try:
+            async with self.database.session() as s:
+                await EventRepository(s).append(run.id, [event])
+                await RunRepository(s).mark_finished(run.id, RunStatus.FAILED.value, error=message)
+                if session is not None and session.task_id is not None:
+                    await _record_state(s, session.task_id, run.id, "failed", _clip(message))
+        finally:
+            if session is not None:
+                self.hub.close(run.id, session.id)
+
+    async def _fail_quietly(self, run_id: uuid.UUID, message: str) -> None:
+        with contextlib.suppress(Exception):
+            async with self.database.session() as s:
+                await RunRepository(s).mark_finished(run_id, RunStatus.FAILED.value, error=message)
+
+    async def _set_status(self, run_id: uuid.UUID, status: str) -> None:
+        async with self.database.session() as s:
+            await RunRepository(s).set_status(run_id, status)
+
+    def _canvas(self, version_id: uuid.UUID, dsl: dict[str, Any]) -> Canvas:
+        canvas = self._canvases.get(version_id)
+        if canvas is None:
+            # A version never changes, so its canvas is built once per process.
+            canvas = self._canvases[version_id] = Canvas.build(load_canvas(dsl), self.registry,
+                                                               source=f"agent version {version_id}")
+        return canvas
+
+
+class _Observer:
+    """Follows a run's events for what the conversation and the task state need."""
+
+    def __init__(self) -> None:
+        self._pieces: list[str] = []
+        self._tips: str | None = None
+
+    def see(self, event: dict[str, Any]) -> None:
+        name, data = event.get("event"), event.get("data")
+        if not isinstance(data, dict):
+            return
+        if name == "message" and isinstance(data.get("content"), str):
+            self._pieces.append(data["content"])
+        elif name == "user_inputs":
+            tips = data.get("tips")
+            self._tips = tips if isinstance(tips, str) and tips else "Waiting for input"
+
+    def outcome(self, status: str, error: str | None) -> TurnOutcome:
+        answer = "".join(self._pieces)
+        if status == RunStatus.FINISHED.value:
+            return TurnOutcome(status, answer, "complete", _clip(answer) or "Done")
+        if status == RunStatus.WAITING.value:
+            tips = self._tips or "Waiting for input"
+            return TurnOutcome(status, answer or tips, "idle", _clip(tips))
+        if status == RunStatus.CANCELLED.value:
+            return TurnOutcome(status, answer, "failed", _clip(error or "Cancelled"))
+        return TurnOutcome(status, answer, "failed", _clip(error or "The run failed"))
+
+
+async def _record_state(s: AsyncSession, task_id: uuid.UUID, run_id: uuid.UUID, state: str, message: str) -> None:
+    """A new state entry, only when the state changes (coder records transitions, not repeats)."""
+    tasks = TaskRepository(s)
+    latest = await tasks.latest_state(task_id)
+    if latest is not None and latest.state == state:
+        return
+    await tasks.add_state(task_id, state, message, run_id=run_id)
+
+
+def _user_ref(session: Session) -> str | None:
+    if session.external_user:
+        return session.external_user
+    return session.user_id.hex if session.user_id is not None else None
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= STATE_MESSAGE_LIMIT else text[: STATE_MESSAGE_LIMIT - 1] + "…"
+
