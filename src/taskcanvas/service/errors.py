@@ -16,6 +16,7 @@ it may not see; :class:`Forbidden` is kept for what the caller can already see (
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 from taskcanvas.errors import TaskcanvasError
@@ -78,14 +79,23 @@ class Conflict(ServiceError):
 
 
 class Invalid(ServiceError):
-    """Bad input; ``field`` names the field at fault (coder's ``validations[].field``)."""
+    """Bad input; ``field`` names the field at fault (coder's ``validations[].field``).
+
+    ``validations`` carries coder's ``validations`` list as ``(field, detail)`` pairs when one
+    input holds several faults (a search query's elements); ``str()`` lists them so a CLI user
+    sees what was wrong, not only the summary line.
+    """
 
     status_code = 400
 
-    def __init__(self, message: str, *, field: str | None = None, detail: str | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None, detail: str | None = None,
+                 validations: Sequence[tuple[str, str]] = ()) -> None:
         self.field = field
+        self.validations: tuple[tuple[str, str], ...] = tuple(validations)
         super().__init__(message, detail=detail)
 
     def __str__(self) -> str:
         text = super().__str__()
+        if self.validations:
+            text += "".join(f" {field}: {detail.rstrip('.')}." for field, detail in self.validations)
         return f"{self.field}: {text}" if self.field else text
