@@ -5,7 +5,7 @@ from pathlib import Path
 
 from tests.support.canvas import next_turn, run_turn
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "quickstart.json"
+EXAMPLE = Path(__file__).resolve().parents[1] / "src" / "taskcanvas" / "examples" / "quickstart.json"
 
 
 async def test_quickstart_asks_for_topics_then_numbers_them() -> None:

@@ -11,9 +11,8 @@ from typing import Annotated
 
 import typer
 
-from taskcanvas.cli import db, kb, models
-from taskcanvas.cli.run import run_command
-from taskcanvas.cli.validate import validate_command
+from taskcanvas.cli import db, kb, models, serve, tokens, users
+from taskcanvas.cli.client import agent_app, task_app
 
 RUN_HELP = (
     "Run one turn of a ragflow agent canvas and show what it does.\n\n"
@@ -37,6 +36,11 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(kb.app, name="kb")
 app.add_typer(db.app, name="db")
+app.add_typer(users.app, name="users")
+app.add_typer(tokens.app, name="tokens")
+app.command("serve")(serve.serve)
+app.add_typer(task_app, name="task")
+app.add_typer(agent_app, name="agent")
 
 
 def _version() -> str:
@@ -74,6 +78,8 @@ def run(
         "--state", "-s", metavar="FILE", help="Session file: loaded if it exists, written after the run.")] = None,
     jsonl: Annotated[bool, typer.Option("--jsonl", help="Print every event as one JSON line, nothing else.")] = False,
 ) -> None:
+    from taskcanvas.cli.run import run_command  # the engine and its tools load only for the commands that run one
+
     raise typer.Exit(run_command(canvas_file, query=query, inputs=inputs, state_file=state, jsonl=jsonl))
 
 
@@ -86,6 +92,8 @@ def validate(
 
     Exit status: 0 no errors (warnings allowed), 2 the canvas has errors.
     """
+    from taskcanvas.cli.validate import validate_command
+
     raise typer.Exit(validate_command(canvas_file))
 
 
