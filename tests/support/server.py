@@ -10,6 +10,7 @@ per backend with four users: ``admin`` (owner), ``alice`` and ``bob`` (members),
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 import time
@@ -26,7 +27,9 @@ from sqlalchemy.engine import make_url
 
 from taskcanvas.api import create_app
 from taskcanvas.config import Settings
+from taskcanvas.service.auth import PasswordHasher
 from taskcanvas.service.services import import_examples, open_services
+from taskcanvas.store.repositories import UserRepository
 from tests.store.databases import POSTGRES_URL, admin, run_blocking
 
 USERS = {"admin": "owner", "alice": "member", "bob": "member", "audrey": "auditor"}
@@ -89,12 +92,19 @@ def settings_for(data_dir: Path, extra_env: Mapping[str, str] | None = None) -> 
     return Settings.load(env)
 
 
+@functools.cache
+def _password_hash() -> str:
+    """argon2 is slow on purpose (~0.2 s a hash here): hash the shared test password once per process."""
+    return PasswordHasher().hash(PASSWORD)
+
+
 async def _prepare(settings: Settings, server: LiveServer) -> None:
     services = await open_services(settings, start=False)
     try:
         for name, role in USERS.items():
-            user = await services.accounts.create_user(name, email=f"{name}@example.com", password=PASSWORD,
-                                                       role=role)
+            user = await services.accounts.create_user(name, email=f"{name}@example.com", role=role)
+            async with services.database.session() as s:
+                await UserRepository(s).set_password_hash(user.id, _password_hash())
             _, token = await services.accounts.create_token(user.id, "tests")
             server.tokens[name], server.user_ids[name] = token, str(user.id)
         for agent in await import_examples(services):

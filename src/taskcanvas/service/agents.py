@@ -108,11 +108,7 @@ class Agents:
         checked = check_dsl(dsl) if dsl is not None else None
         async with self.database.session() as s:
             agents = AgentRepository(s)
-            agent = await agents.get(agent_id)
-            if agent is None:
-                raise NotFound()
-            require(principal, Action.READ, resource(agent))
-            require(principal, Action.UPDATE, resource(agent))
+            agent = await _allowed(agents, principal, agent_id, Action.UPDATE)
             if title is not None and title.strip() and title.strip() != agent.title:
                 if await _title_taken(agents, agent.owner_id, title.strip()):
                     raise Conflict(f"{title.strip()} already exists.", detail="title")
@@ -138,11 +134,7 @@ class Agents:
     async def delete(self, principal: Principal, agent_id: uuid.UUID, *, origin: Origin | None = None) -> None:
         async with self.database.session() as s:
             agents = AgentRepository(s)
-            agent = await agents.get(agent_id)
-            if agent is None:
-                raise NotFound()
-            require(principal, Action.READ, resource(agent))
-            require(principal, Action.DELETE, resource(agent))
+            agent = await _allowed(agents, principal, agent_id, Action.DELETE)
             if await s.scalar(select(Task.id).where(Task.agent_id == agent.id).limit(1)) is not None:
                 raise Conflict("The agent has tasks; delete them first.", detail=str(agent.id))
             await agents.delete(agent.id)
@@ -197,11 +189,7 @@ class Agents:
             raise Invalid(f"Each tag must be at most {_TAG_LIMIT} characters and all of them at most "
                           f"{_TAGS_LIMIT}.", field="tags")
         async with self.database.session() as s:
-            agent = await AgentRepository(s).get(agent_id)
-            if agent is None:
-                raise NotFound()
-            require(principal, Action.READ, resource(agent))
-            require(principal, Action.UPDATE, resource(agent))
+            agent = await _allowed(AgentRepository(s), principal, agent_id, Action.UPDATE)
             agent.tags = ",".join(dict.fromkeys(names))
             await audit.record(s, principal, "write", "agent", agent.id, origin=origin,
                                organization_id=agent.organization_id, details={"tags": agent.tags})
@@ -219,3 +207,13 @@ async def _title_taken(agents: AgentRepository, owner_id: uuid.UUID, title: str)
     """ragflow compares titles without regard to case (on every database, unlike LIKE)."""
     existing = await agents.find(owner_id=owner_id, limit=100_000)
     return any(a.title.lower() == title.lower() for a in existing)
+
+
+async def _allowed(agents: AgentRepository, principal: Principal, agent_id: uuid.UUID, action: Action) -> Agent:
+    """The agent, if the caller may see it (404 otherwise) and do ``action`` to it (403 otherwise)."""
+    agent = await agents.get(agent_id)
+    if agent is None:
+        raise NotFound()
+    require(principal, Action.READ, resource(agent))
+    require(principal, action, resource(agent))
+    return agent

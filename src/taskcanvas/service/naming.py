@@ -159,10 +159,7 @@ def _parse_model_answer(text: str) -> TaskName:
         raise ValueError(f"the model gave no usable task name: {name!r}")
     if not display or display == _UNNAMED[1]:
         raise ValueError(f"the model gave no usable display name: {display!r}")
-    candidate = f"{_cut_bytes(name, _STEM_MAX).rstrip('-')}-{_suffix()}"
-    reason = name_error(candidate)
-    if reason is not None:
-        raise ValueError(f"the model's task name {candidate!r} is not valid: {reason}")
+    candidate = _suffixed(_cut_bytes(name, _STEM_MAX).rstrip("-"))
     return TaskName(candidate, _capitalise(_truncate(display, DISPLAY_NAME_MAX_BYTES, ellipsis=True)))
 
 
@@ -208,7 +205,12 @@ def _parse_seed_answer(text: str) -> str:
     name = text.strip()
     if not name or name == _UNNAMED[0]:
         raise ValueError(f"the model gave no usable task name: {name!r}")
-    candidate = f"{_cut_bytes(name, _STEM_MAX)}-{_suffix()}"
+    return _suffixed(_cut_bytes(name, _STEM_MAX))
+
+
+def _suffixed(stem: str) -> str:
+    """``stem`` with coder's 4-hex suffix, if that makes a valid name (a model's answer may not)."""
+    candidate = f"{stem}-{_suffix()}"
     reason = name_error(candidate)
     if reason is not None:
         raise ValueError(f"the model's task name {candidate!r} is not valid: {reason}")
