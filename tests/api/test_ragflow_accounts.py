@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from taskcanvas.testing.model_server import Reply, Rule, ScriptedModelServer
 from tests.support.server import PASSWORD, LiveServer, start_server
 
 MODELS_TOML = """
@@ -169,3 +170,30 @@ def test_the_default_model_is_kept_per_user(open_server: LiveServer) -> None:
     assert [(m["model_id"], m["model_provider"], m["enable"]) for m in mine] == [
         ("qwen-max@main@Tongyi", "Tongyi", True)]
     assert [m["model_id"] for m in bobs] == ["deepseek-chat@DeepSeek"]
+
+
+def test_a_users_default_model_answers_their_canvases_that_name_none(request: pytest.FixtureRequest,
+                                                                     tmp_path: Path) -> None:
+    with ScriptedModelServer([Rule(Reply(text="from qwen"), model="qwen-max"),
+                              Rule(Reply(text="from deepseek"), model="deepseek-chat")]) as model:
+        config = tmp_path / "models.toml"
+        config.write_text(MODELS_TOML.replace("http://127.0.0.1:9/v1", model.base_url), encoding="utf-8")
+        for server in start_server(tmp_path, "sqlite", request, extra_env={"TASKCANVAS_CONFIG": str(config)}):
+            dsl = {"components": {
+                "begin": {"obj": {"component_name": "Begin", "params": {}}, "downstream": ["LLM:a"], "upstream": []},
+                "LLM:a": {"obj": {"component_name": "LLM", "params": {
+                    "llm_id": "", "prompts": [{"role": "user", "content": "{sys.query}"}]}},
+                    "downstream": ["Message:a"], "upstream": ["begin"]},
+                "Message:a": {"obj": {"component_name": "Message", "params": {"content": ["{LLM:a@content}"]}},
+                              "downstream": [], "upstream": ["LLM:a"]}}}
+            with api(server, "alice") as c:
+                agent = c.post("/agents", json={"title": "no model named", "dsl": dsl, "permission": "team"}
+                               ).json()["data"]["id"]
+                before = c.post("/agents/chat/completions", json={"agent_id": agent, "query": "hi"}).json()
+                c.patch("/models/default", json={"model_type": "chat", "model_id": "qwen-max@main@Tongyi"})
+                after = c.post("/agents/chat/completions", json={"agent_id": agent, "query": "hi"}).json()
+            with api(server, "bob") as c:
+                bobs = c.post("/agents/chat/completions", json={"agent_id": agent, "query": "hi"}).json()
+            assert before["data"]["data"]["outputs"]["content"] == "from deepseek"
+            assert after["data"]["data"]["outputs"]["content"] == "from qwen"
+            assert bobs["data"]["data"]["outputs"]["content"] == "from deepseek", "the choice is alice's only"

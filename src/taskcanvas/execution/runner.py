@@ -30,6 +30,7 @@ from taskcanvas.config import Settings
 from taskcanvas.dsl.load import load_canvas
 from taskcanvas.errors import TaskcanvasError
 from taskcanvas.execution.hub import EventHub
+from taskcanvas.llm.config import ModelRegistry
 from taskcanvas.runtime.cancel import CancelToken
 from taskcanvas.runtime.canvas import Canvas
 from taskcanvas.runtime.engine import Engine
@@ -46,6 +47,7 @@ from taskcanvas.store.repositories import (
     SessionRepository,
     TaskRepository,
 )
+from taskcanvas.store.repositories.settings import SettingRepository, default_models_key
 
 _log = logging.getLogger(__name__)
 
@@ -241,7 +243,8 @@ class Executor:
 
         sink = _RunSink(self.database, session.id, run_id=run.id, policy=self._policy, companion=store_pending,
                         after_write=after_write, execution=execution)
-        engine = Engine(canvas, limits=self._limits, http=self._http, services=self.services, checkpoint=sink)
+        services = await self._services_for(session)
+        engine = Engine(canvas, limits=self._limits, http=self._http, services=services, checkpoint=sink)
         state_json = await sink.load()
         state = engine.new_session() if state_json is None else RunState.from_json(state_json, canvas.components)
         message_id = run.message_id or uuid.uuid4().hex
@@ -345,6 +348,18 @@ class Executor:
     async def _set_status(self, run_id: uuid.UUID, status: str) -> None:
         async with self.database.session() as s:
             await RunRepository(s).set_status(run_id, status)
+
+    async def _services_for(self, session: Session) -> dict[str, Any]:
+        """The engine's services, with the session user's own default chat model if they chose one."""
+        registry = self.services.get("models")
+        if session.user_id is None or not isinstance(registry, ModelRegistry):
+            return self.services
+        async with self.database.session() as s:
+            chosen = await SettingRepository(s).get(default_models_key(session.user_id), {})
+        chat = chosen.get("chat") if isinstance(chosen, dict) else None
+        if not isinstance(chat, str) or not chat:
+            return self.services
+        return {**self.services, "models": registry.with_default(chat)}
 
     def _canvas(self, version_id: uuid.UUID, dsl: dict[str, Any]) -> Canvas:
         canvas = self._canvases.get(version_id)

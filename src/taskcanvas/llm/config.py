@@ -22,6 +22,7 @@ configure it, so a canvas can be refused before it runs.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -147,6 +148,15 @@ class ModelRegistry:
     @property
     def default(self) -> str | None:
         return self._default
+
+    def with_default(self, llm_id: str) -> ModelRegistry:
+        """The same models (and the same open clients) with another id for canvases that name none:
+        a user's chosen default. An id this registry cannot serve changes nothing."""
+        if not llm_id or self._find(llm_id) is None:
+            return self
+        view = copy.copy(self)
+        view._default = llm_id
+        return view
 
     @property
     def fallback_base_url(self) -> str | None:

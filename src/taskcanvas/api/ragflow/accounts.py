@@ -36,6 +36,7 @@ from taskcanvas.service.services import Services
 from taskcanvas.store.models import ApiToken, User
 from taskcanvas.store.models.types import utcnow
 from taskcanvas.store.repositories import SettingRepository
+from taskcanvas.store.repositories.settings import default_models_key
 
 router = APIRouter(tags=["ragflow: accounts"])
 
@@ -226,14 +227,10 @@ async def list_models(request: Request, services: ServicesDep, principal: Princi
     return result([_model_json(r, principal.user_id) for r in rows])
 
 
-def _defaults_key(user_id: uuid.UUID) -> str:
-    return f"ragflow.default_models.{user_id.hex}"
-
-
 @router.get("/models/default", summary="The caller's default models")
 async def default_models(services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
     async with services.database.session() as s:
-        stored = await SettingRepository(s).get(_defaults_key(principal.user_id), {})
+        stored = await SettingRepository(s).get(default_models_key(principal.user_id), {})
     registry = _registry(services)
     chosen = dict(stored) if isinstance(stored, dict) else {}
     if "chat" not in chosen and registry is not None and registry.default:
@@ -275,8 +272,8 @@ async def set_default_model(request: Request, services: ServicesDep, principal: 
         raise refuse(102, f"Model '{name or chosen}' isn't a {kind} model")
     async with services.database.session() as s:
         settings = SettingRepository(s)
-        stored = await settings.get(_defaults_key(principal.user_id), {})
+        stored = await settings.get(default_models_key(principal.user_id), {})
         values = dict(stored) if isinstance(stored, dict) else {}
         values[kind] = chosen
-        await settings.put(_defaults_key(principal.user_id), values)
+        await settings.put(default_models_key(principal.user_id), values)
     return result()

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskcanvas.store.models import SiteSetting
 from taskcanvas.store.models.types import utcnow
+
+
+def default_models_key(user_id: uuid.UUID) -> str:
+    """Where a user's default models live (ragflow's ``PATCH /models/default``): ``{model_type: llm_id}``."""
+    return f"ragflow.default_models.{user_id.hex}"
 
 
 class SettingRepository:
