@@ -20,7 +20,10 @@ from tests.store.factories import make_world
 
 
 def _state(**outputs: Any) -> dict[str, Any]:
-    return RunState(components={"begin": {}, "m": dict(outputs)}).to_json()
+    # A fixed date: two states built a second apart must still be equal.
+    state = RunState(components={"begin": {}, "m": dict(outputs)})
+    state.globals["sys.date"] = "2026-01-01 00:00:00"
+    return state.to_json()
 
 
 def test_the_policy_comes_from_the_file_then_the_environment(tmp_path: Path) -> None:
