@@ -34,6 +34,7 @@ from sqlalchemy import func, select
 from taskcanvas.execution import PAUSED, QUEUED, RUNNING, Executor
 from taskcanvas.service import audit, naming
 from taskcanvas.service.agents import DEFAULT_ORGANIZATION
+from taskcanvas.service.agents import resource as agent_resource
 from taskcanvas.service.audit import Origin
 from taskcanvas.service.auth import Principal
 from taskcanvas.service.errors import Conflict, Invalid, NotFound, ServiceError
@@ -518,8 +519,7 @@ def _gate(view: TaskView) -> None:
 
 
 def _may_read_agent(principal: Principal, agent: Agent) -> bool:
-    return authorize(principal, Action.READ, Resource(ResourceKind.AGENT, org_id=agent.organization_id,
-                                                        owner_id=agent.owner_id)).allowed
+    return authorize(principal, Action.READ, agent_resource(agent)).allowed
 
 
 def _version_missing(kind: type[ServiceError]) -> ServiceError:
