@@ -113,6 +113,21 @@ async def test_a_unit_of_work_commits_or_rolls_back(database: Database) -> None:
     assert names == ["kept"]
 
 
+async def test_a_reading_unit_sees_one_snapshot(database: Database) -> None:
+    async with database.session() as s:
+        await UserRepository(s).create("first")
+    async with database.reading() as r:
+        before = (await r.scalars(select(User.username))).all()
+        async with database.session() as s:
+            await UserRepository(s).create("second")
+        # A commit made while the unit reads stays out of it: its rows agree with each other.
+        during = (await r.scalars(select(User.username))).all()
+    async with database.reading() as r:
+        after = sorted((await r.scalars(select(User.username))).all())
+    assert before == during == ["first"]
+    assert after == ["first", "second"]
+
+
 async def test_a_unique_rule_broken_is_a_conflict(database: Database) -> None:
     async with database.session() as s:
         await UserRepository(s).create("ada")

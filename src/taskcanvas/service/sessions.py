@@ -154,7 +154,7 @@ class Sessions:
                             keywords: str | None = None) -> tuple[list[SessionView], int]:
         """The caller's sessions of the agent, one page of them, and how many there are."""
         agent = await self._readable_agent(principal, agent_id)
-        async with self.database.session() as s:
+        async with self.database.reading() as s:
             query = select(Session).where(Session.agent_id == agent.id, Session.user_id == principal.user_id,
                                           Session.source.in_(LISTED_SOURCES))
             if session_id:
@@ -180,7 +180,7 @@ class Sessions:
     async def get_session(self, principal: Principal, agent_id: uuid.UUID | None,
                           session_id: uuid.UUID | None) -> SessionView:
         agent = await self._readable_agent(principal, agent_id)
-        async with self.database.session() as s:
+        async with self.database.reading() as s:
             row = await SessionRepository(s).get(session_id) if session_id is not None else None
             if row is None or not _own_listed(principal, agent, row):
                 raise NotFound(SESSION_NOT_FOUND)
@@ -323,7 +323,7 @@ class Sessions:
                          message_id: str) -> list[dict[str, Any]]:
         """The stored events of the caller's run with this ``message_id`` (none if there is no such run)."""
         agent = await self._readable_agent(principal, agent_id)
-        async with self.database.session() as s:
+        async with self.database.reading() as s:
             run = await s.scalar(select(Run).join(Session, Run.session_id == Session.id).where(
                 Session.agent_id == agent.id, Run.message_id == message_id).limit(1))
             session = await SessionRepository(s).get(run.session_id) if run is not None else None
@@ -336,7 +336,7 @@ class Sessions:
     async def webhook_runs(self, principal: Principal, agent_id: uuid.UUID | None,
                            ) -> list[tuple[Run, list[RunEvent]]]:
         """The agent's webhook runs with their events, oldest first; for whoever may change the agent."""
-        async with self.database.session() as s:
+        async with self.database.reading() as s:
             agent = await AgentRepository(s).get(agent_id) if agent_id is not None else None
             if agent is None or not _may(principal, Action.UPDATE, agent, agent.owner_id, kind=ResourceKind.AGENT):
                 raise NotFound("Canvas not found.")

@@ -276,7 +276,7 @@ class Tasks:
         entries: list[LogEntry] = []
         runs: list[Run] = []
         messages: list[Any] = []
-        async with self.database.session() as s:
+        async with self.database.reading() as s:
             if view.session is not None:
                 runs = await RunRepository(s).for_session(view.session.id)
                 session = await SessionRepository(s).get(view.session.id)
@@ -468,7 +468,7 @@ class Tasks:
         if not tasks:
             return []
         ids = [t.id for t in tasks]
-        async with self.database.session() as s:
+        async with self.database.reading() as s:
             users = {u.id: u for u in await s.scalars(select(User).where(User.id.in_({t.owner_id for t in tasks})))}
             orgs = {o.id: o for o in await s.scalars(select(Organization).where(
                 Organization.id.in_({t.organization_id for t in tasks if t.organization_id})))}

@@ -5,8 +5,11 @@ SQLite in the data directory is the default (nothing to install); ``TASKCANVAS_D
 deployment. The schema is the same on both; only the connection set-up differs here.
 
 A unit of work is ``async with database.session() as s:`` — committed when the block ends,
-rolled back when it raises. Driver errors leave this module as :class:`StoreError`\\ s that
-name the database without its password, so no face ever prints a DSN secret or a traceback.
+rolled back when it raises. ``database.reading()`` is a unit that only reads, all of it from
+one snapshot, so a view built from several rows never mixes before and after a commit.
+
+Driver errors leave this module as :class:`StoreError`\\ s that name
+the database without its password, so no face ever prints a DSN secret or a traceback.
 """
 
 from __future__ import annotations
@@ -104,6 +107,22 @@ class Database:
         """
         with self.translated():
             async with self.sessionmaker() as session, session.begin():
+                yield session
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work that only reads, every statement from the same snapshot of the database.
+
+        Both backends otherwise give each statement its own view (PostgreSQL's READ COMMITTED,
+        and Python's sqlite3 opens no transaction before a SELECT), so a session read before a
+        run's ending commits and its run read after it would disagree.
+        """
+        with self.translated():
+            async with self.sessionmaker() as session, session.begin():
+                if self.backend == "sqlite":
+                    await session.execute(text("BEGIN"))
+                else:
+                    await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
                 yield session
 
     @contextlib.asynccontextmanager
