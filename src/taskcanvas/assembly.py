@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from taskcanvas.config import Settings
+from taskcanvas.files import LocalBlobStore
 from taskcanvas.llm.config import ModelRegistry
 from taskcanvas.runtime.engine import Limits
 from taskcanvas.tools.http import GuardedClient, HttpPolicy, create_client
@@ -37,6 +38,7 @@ def engine_services(settings: Settings) -> dict[str, Any]:
         "models": ModelRegistry.from_settings(settings),
         "knowledge": KnowledgeBases.from_settings(settings),
         "mcp": McpServers.from_settings(settings),
+        "files": LocalBlobStore(settings.data_dir / "files"),
         **sandbox_services(settings),
     }
 
