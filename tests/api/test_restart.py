@@ -33,14 +33,21 @@ from tests.support.server import settings_for
 STEPS = 5
 
 
-def _chain() -> dict[str, Any]:
+def _chain(steps: int = STEPS, cheap: int = 0) -> dict[str, Any]:
+    """LLM steps, each followed by ``cheap`` VariableAssigners (checkpoints that cost no model call)."""
     components: dict[str, Any] = {"begin": cpn("Begin", down=["step1"])}
-    for n in range(1, STEPS + 1):
+    for n in range(1, steps + 1):
+        after = [f"step{n}.{k}" for k in range(1, cheap + 1)]
+        chain = [f"step{n}", *after, f"step{n + 1}" if n < steps else "answer"]
         components[f"step{n}"] = cpn("LLM", {"llm_id": "slow@OpenAI", "sys_prompt": "Answer briefly.",
                                            "prompts": [{"role": "user", "content": f"step {n}: {{sys.query}}"}]},
-                                     down=[f"step{n + 1}" if n < STEPS else "answer"])
-    components["answer"] = cpn("Message", {"content": [f"{{step{STEPS}@content}}"]})
-    return make_canvas(components)
+                                     down=[chain[1]])
+        for i, cid in enumerate(after, start=1):
+            components[cid] = cpn("VariableAssigner", {"variables": [
+                {"variable": "env.mark", "operator": "set", "parameter": cid}]}, down=[chain[i + 1]])
+    answer = f"{{step{steps}@content}}" + (" {env.mark}" if cheap else "")
+    components["answer"] = cpn("Message", {"content": [answer]})
+    return make_canvas(components, globals={"env.mark": ""})
 
 
 def _free_port() -> int:
@@ -93,13 +100,13 @@ def model() -> Iterator[ScriptedModelServer]:
         yield server
 
 
-async def _prepare(settings: Any) -> tuple[str, str]:
+async def _prepare(settings: Any, canvas: dict[str, Any] | None = None) -> tuple[str, str]:
     services = await open_services(settings, start=False)
     try:
         user = await services.accounts.create_user("admin", email="admin@example.com", role="owner")
         _, token = await services.accounts.create_token(user.id, "tests")
         owner = await services.accounts.principal_for(user.id)
-        created = await services.agents.create(owner, "Slow chain", _chain())
+        created = await services.agents.create(owner, "Slow chain", canvas or _chain())
         return token, str(created.version.id)
     finally:
         await services.close()
@@ -165,3 +172,60 @@ def test_a_killed_server_finishes_the_run_after_a_restart(tmp_path: Path, model:
     assert len(repeated) <= 1, f"only the step in flight at the kill asks again: {repeated}"
     assert len(model.requests) <= STEPS + 1
     assert asked_before >= 3
+
+
+RUNS = 50
+
+
+def test_fifty_runs_in_flight_survive_a_kill(tmp_path: Path) -> None:
+    """The checkpoint promise under load: runs sharing commits, the process killed among them."""
+    steps, cheap = 3, 4
+    with ScriptedModelServer([Rule(Reply(text="ok", delay=0.3))]) as model:
+        data_dir = tmp_path / "data"
+        settings = settings_for(data_dir, {"OPENAI_BASE_URL": model.base_url, "OPENAI_API_KEY": "test"})
+        token, version_id = asyncio.run(_prepare(settings, _chain(steps, cheap)))
+        serve = _Serve(data_dir, {**os.environ, **settings.env})
+        headers = {"Coder-Session-Token": token}
+        try:
+            serve.start()
+            with httpx.Client(base_url=serve.url, headers=headers, timeout=30) as c:
+                task_ids = []
+                for i in range(RUNS):
+                    created = c.post("/api/v2/tasks/me", json={"template_version_id": version_id, "input": f"run {i}"})
+                    assert created.status_code == 201, created.text
+                    task_ids.append(created.json()["id"])
+            deadline = time.monotonic() + 60
+            while len(model.requests) < RUNS + 10 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert len(model.requests) >= RUNS + 10, "the runs never got going"
+            serve.kill()
+
+            serve.start()
+            deadline = time.monotonic() + 120
+            states: dict[str, dict[str, Any]] = {}
+            with httpx.Client(base_url=serve.url, headers=headers, timeout=30) as c:
+                while time.monotonic() < deadline:
+                    states = {t["id"]: t.get("current_state") or {} for t in c.get("/api/v2/tasks").json()["tasks"]}
+                    if all(states.get(t, {}).get("state") in ("complete", "failed") for t in task_ids):
+                        break
+                    time.sleep(0.2)
+        finally:
+            serve.stop()
+
+        last = f"step{steps}.{cheap}"
+        for i, task_id in enumerate(task_ids):
+            assert states[task_id].get("state") == "complete", (i, states[task_id])
+            assert states[task_id]["message"] == f"ok {last}"
+            events, seqs = asyncio.run(_stored(settings, task_id))
+            assert seqs == list(range(1, len(seqs) + 1)), f"run {i}: no gap, no repeat"
+            names = [e["event"] for e in events]
+            assert names.count("workflow_started") == 1 and names.count("workflow_finished") == 1, i
+            finished = [e["data"]["component_id"] for e in events if e["event"] == "node_finished"]
+            assert len(finished) == len(set(finished)) == 1 + steps * (1 + cheap) + 1, (i, finished)
+            started = [e["data"]["component_id"] for e in events if e["event"] == "node_started"]
+            assert len(started) == len(set(started)), f"run {i}: no component announced twice"
+            prompts = [m["content"] for r in model.requests for m in r["messages"]
+                       if m["role"] == "user" and m["content"].endswith(f": run {i}")]
+            repeated = {p for p in prompts if prompts.count(p) > 1}
+            assert len(repeated) <= 1, f"run {i}: only the step in flight at the kill asks again: {repeated}"
+            assert len(prompts) <= steps + 1

@@ -260,12 +260,16 @@ async def test_snapshots_bound_the_deltas_replayed(make_sink: MakeSink) -> None:
     await events.aclose()
 
     deltas = len(started.recorder.after_each_delta)
+    last = started.recorder.after_each_delta[-1]
+    # A snapshot every 5 deltas, or every as many deltas as the state has filled outputs (and
+    # history entries) when that is more: snapshots then cost about what the deltas they cover do.
+    every = max(5, sum(1 for outputs in last["outputs"].values() if outputs) + len(last["history"]))
     loaded = await under_test.load()
-    assert loaded.state == started.recorder.after_each_delta[-1]
-    assert loaded.replayed < 5 < deltas
+    assert loaded.state == last
+    assert loaded.replayed < every < deltas
     stored_deltas, stored_snapshots = await under_test.stored()
     assert stored_deltas == deltas
-    assert stored_snapshots == 1 + deltas // 5, "the starting state, then one every 5 deltas"
+    assert 1 + deltas // every <= stored_snapshots <= 1 + deltas // 5, "the starting state, then one every 5+"
 
 
 async def test_a_finished_run_replays_nothing(make_sink: MakeSink) -> None:

@@ -188,7 +188,17 @@ async def _serve(settings: Settings, database: Database, listener: socket.socket
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.create_server((host, port), family=family, backlog=2048)
+    # Made with proto=IPPROTO_TCP (socket.create_server leaves it 0): asyncio turns Nagle off
+    # only on connections whose socket says TCP, and with Nagle on, every response after a
+    # connection's first waited ~40 ms for the client's delayed ACK.
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(2048)
+    except BaseException:
+        listener.close()
+        raise
     listener.set_inheritable(False)
     return listener
 

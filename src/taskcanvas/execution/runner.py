@@ -231,17 +231,23 @@ class Executor:
         seq = run.last_seq
         stored = run.last_seq
 
-        async def store_pending(s: AsyncSession) -> None:
+        def take_pending() -> list[dict[str, Any]]:
+            """The events emitted since the last checkpoint, as rows to store with the next one."""
             nonlocal stored
-            if pending:
-                numbers = await EventRepository(s).append(run.id, pending)
-                stored = numbers[-1]
-                pending.clear()
+            if not pending:
+                return []
+            now = utcnow()
+            first = stored + 1
+            rows = [{"run_id": run.id, "seq": first + i, "name": str(event.get("event", "")), "payload": event,
+                     "created_at": now} for i, event in enumerate(pending)]
+            stored += len(pending)
+            pending.clear()
+            return rows
 
         def after_write() -> None:
             self.hub.stored(run.id, stored)
 
-        sink = _RunSink(self.database, session.id, run_id=run.id, policy=self._policy, companion=store_pending,
+        sink = _RunSink(self.database, session.id, run_id=run.id, policy=self._policy, companion=take_pending,
                         after_write=after_write, execution=execution)
         services = await self._services_for(session)
         engine = Engine(canvas, limits=self._limits, http=self._http, services=services, checkpoint=sink)

@@ -6,6 +6,12 @@ grows with the work done, not its square. A session's state is its newest snapsh
 deltas after it (:func:`restore`); periodic snapshots keep that tail shorter than
 ``snapshot_every``.
 
+Writes go through the database's journal (:mod:`taskcanvas.store.journal`): one entry per
+component, committed before the next component starts, many runs sharing a commit. A snapshot
+is taken once ``snapshot_every`` deltas *and* as many deltas as the state has filled outputs
+have passed since the last one, so snapshots of a growing state cost about as many bytes as the
+deltas they cover: stored bytes per component stay flat however long the run.
+
 The sink mirrors the session's state in memory (the last snapshot with every delta since
 applied, by :meth:`RunState.apply_delta`, the runtime's own replay), so a periodic snapshot
 costs one serialisation, not a read. One run writes a session at a time; a second writer
@@ -23,17 +29,16 @@ from __future__ import annotations
 import datetime
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskcanvas.config import ConfigError, Settings
 from taskcanvas.runtime.errors import StateError
 from taskcanvas.runtime.state import Delta, RunState
 from taskcanvas.store.db import Database
 from taskcanvas.store.errors import CheckpointError, StoreError
+from taskcanvas.store.journal import Entry
 from taskcanvas.store.models.types import utcnow
 from taskcanvas.store.repositories.checkpoints import CheckpointRepository
 
@@ -41,7 +46,8 @@ _SECONDS_PER_DAY = 86_400
 _log = logging.getLogger(__name__)
 
 
-Companion = Callable[[AsyncSession], Awaitable[None]]
+Companion = Callable[[], list[dict[str, Any]]]
+"""Gives the ``run_events`` rows to store with a checkpoint (each with its ``seq``)."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,7 @@ class SqlCheckpointSink:
         self._mirror: RunState | None = None
         self._seq = 0
         self._since_snapshot = 0
+        self._next_snapshot = self.policy.snapshot_every
 
     async def load(self) -> dict[str, Any] | None:
         """The session's latest state (``None`` for a session with no checkpoint yet)."""
@@ -153,22 +160,26 @@ class SqlCheckpointSink:
     async def put_delta(self, delta: Delta) -> None:
         mirror = await self._ensure_mirror(delta.component_id)
         data = delta.to_json()
-        snapshot = self._since_snapshot + 1 >= self.policy.snapshot_every
+        mirror.apply_delta(data)
+        now = utcnow()
+        entry = Entry(deltas=[{"session_id": self.session_id, "seq": self._seq + 1, "run_id": self.run_id,
+                               "component_id": delta.component_id, "delta": data, "created_at": now}])
+        snapshot = self._since_snapshot + 1 >= self._next_snapshot
+        if snapshot:
+            entry.snapshots.append({"session_id": self.session_id, "seq": self._seq + 2, "run_id": self.run_id,
+                                    "status": "running", "state": mirror.to_json(), "created_at": now})
+        if self.companion is not None:
+            entry.events = self.companion()
         try:
-            mirror.apply_delta(data)
-            async with self.database.session() as s:
-                repo = CheckpointRepository(s)
-                await repo.add_delta(self.session_id, self._seq + 1, data, run_id=self.run_id)
-                if self.companion is not None:
-                    await self.companion(s)
-                if snapshot:
-                    await repo.add_snapshot(self.session_id, self._seq + 2, mirror.to_json(), status="running",
-                                            run_id=self.run_id)
+            await self.database.journal.write(entry)
         except BaseException:
             self._mirror = None  # the next write starts again from what the store holds
             raise
         self._seq += 2 if snapshot else 1
-        self._since_snapshot = 0 if snapshot else self._since_snapshot + 1
+        if snapshot:
+            self._snapshot_taken(mirror)
+        else:
+            self._since_snapshot += 1
 
     async def put_snapshot(self, state: dict[str, Any], status: str) -> None:
         """The run ended: its whole state, then prune what older snapshots cover."""
@@ -186,19 +197,25 @@ class SqlCheckpointSink:
     async def _write_snapshot(self, state: dict[str, Any], status: str) -> None:
         mirror = _as_state(state)
         try:
-            async with self.database.session() as s:
-                repo = CheckpointRepository(s)
-                if self._mirror is None:
-                    self._seq = await repo.last_seq(self.session_id)
-                await repo.add_snapshot(self.session_id, self._seq + 1, state, status=status, run_id=self.run_id)
-                if self.companion is not None:
-                    await self.companion(s)
+            if self._mirror is None:
+                async with self.database.reading() as s:
+                    self._seq = await CheckpointRepository(s).last_seq(self.session_id)
+            entry = Entry(snapshots=[{"session_id": self.session_id, "seq": self._seq + 1, "run_id": self.run_id,
+                                      "status": status, "state": state, "created_at": utcnow()}])
+            if self.companion is not None:
+                entry.events = self.companion()
+            await self.database.journal.write(entry)
         except BaseException:
             self._mirror = None
             raise
         self._seq += 1
         self._mirror = mirror
+        self._snapshot_taken(mirror)
+
+    def _snapshot_taken(self, state: RunState) -> None:
         self._since_snapshot = 0
+        filled = sum(1 for outputs in state.outputs.values() if outputs) + len(state.history)
+        self._next_snapshot = max(self.policy.snapshot_every, filled)
 
     async def _ensure_mirror(self, component_id: str) -> RunState:
         if self._mirror is None:
@@ -212,9 +229,11 @@ class SqlCheckpointSink:
     def _adopt(self, restored: RestoredState | None) -> None:
         if restored is None:
             self._mirror, self._seq, self._since_snapshot = None, 0, 0
+            self._next_snapshot = self.policy.snapshot_every
             return
         self._mirror = _as_state(restored.state)
         self._seq = restored.seq
+        self._snapshot_taken(self._mirror)
         self._since_snapshot = restored.replayed
 
 

@@ -24,12 +24,14 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from taskcanvas.config import Settings
+from taskcanvas.config import ConfigError, Settings
 from taskcanvas.store._translate import translate_error
 from taskcanvas.store.errors import UnsupportedDatabase
+from taskcanvas.store.journal import SYNCHRONOUS_MODES, Journal, open_journal
 
 SQLITE_FILE = "taskcanvas.db"
 URL_VARIABLE = "TASKCANVAS_DATABASE_URL"
+SYNCHRONOUS_VARIABLE = "TASKCANVAS_SQLITE_SYNCHRONOUS"
 _EXAMPLES = "postgresql+asyncpg://user:password@host:5432/name or sqlite+aiosqlite:///path/to/file.db"
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -75,8 +77,15 @@ def database_url(settings: Settings) -> URL:
 class Database:
     """An async engine and its session factory for one database URL."""
 
-    def __init__(self, url: str | URL, *, engine_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, url: str | URL, *, engine_options: Mapping[str, Any] | None = None,
+                 synchronous: str = "NORMAL") -> None:
         self.url = normalize_url(url)
+        synchronous = synchronous.upper()
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ConfigError(f"{SYNCHRONOUS_VARIABLE} must be one of {', '.join(SYNCHRONOUS_MODES)}, "
+                              f"not {synchronous!r}")
+        self.synchronous = synchronous
+        """What an SQLite commit survives: NORMAL a process crash, FULL a power loss too."""
         self.display_url = self.url.render_as_string(hide_password=True)
         """The URL with its password masked: the only form that appears in messages."""
         options: dict[str, Any] = {}
@@ -86,12 +95,23 @@ class Database:
         options.update(engine_options or {})
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         if self.backend == "sqlite":
-            _set_up_sqlite(self.engine, Path(str(self.url.database)))
+            _set_up_sqlite(self.engine, Path(str(self.url.database)), synchronous)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._journal: Journal | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
-        return cls(database_url(settings))
+        synchronous = settings.env.get(SYNCHRONOUS_VARIABLE) or settings.section("database").get("sqlite_synchronous")
+        return cls(database_url(settings), synchronous=str(synchronous or "NORMAL"))
+
+    @property
+    def journal(self) -> Journal:
+        """Where runs' checkpoints and events are written, grouped into shared commits."""
+        if self._journal is None:
+            path = str(self.url.database) if self.backend == "sqlite" else None
+            self._journal = open_journal(self.engine, self.display_url, sqlite_path=path,
+                                         synchronous=self.synchronous)
+        return self._journal
 
     @property
     def backend(self) -> str:
@@ -138,6 +158,9 @@ class Database:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self._journal is not None:
+            await self._journal.close()
+            self._journal = None
         await self.engine.dispose()
 
     async def __aenter__(self) -> Database:
@@ -161,12 +184,12 @@ class Database:
         return f"Database({self.display_url!r})"
 
 
-def _set_up_sqlite(engine: AsyncEngine, path: Path) -> None:
+def _set_up_sqlite(engine: AsyncEngine, path: Path, synchronous: str) -> None:
     """Create the file's directory on first connect; WAL, foreign keys and a busy timeout on every connection.
 
     WAL lets readers (SSE replay, listings) proceed while a run writes; foreign keys are off
     in SQLite unless each connection turns them on; ``synchronous=NORMAL`` is durable across
-    application crashes in WAL mode and avoids an fsync per checkpoint.
+    application crashes in WAL mode and avoids an fsync per checkpoint (``FULL`` survives power loss).
     """
 
     @event.listens_for(engine.sync_engine, "do_connect")
@@ -179,7 +202,7 @@ def _set_up_sqlite(engine: AsyncEngine, path: Path) -> None:
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA busy_timeout=5000")
         finally:
             cursor.close()
