@@ -23,7 +23,6 @@ import httpx
 from taskcanvas.config import Settings
 from taskcanvas.service.services import open_services
 
-
 _NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 """httpx writes a request in more than one send; with Nagle on, the second waits ~40 ms for
 the server's delayed ACK, which would swamp every figure here."""
