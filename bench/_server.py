@@ -35,6 +35,8 @@ class BenchServer:
     token: str
     versions: dict[str, str] = field(default_factory=dict)
     """Agent title → the version id tasks are created from."""
+    agents: dict[str, str] = field(default_factory=dict)
+    """Agent title → its id (ragflow's ``agent_id``)."""
     process: subprocess.Popen[bytes] | None = None
 
     def client(self) -> httpx.Client:
@@ -67,17 +69,18 @@ def _env(data_dir: Path, extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-async def _prepare(settings: Settings, canvases: Mapping[str, dict[str, Any]]) -> tuple[str, dict[str, str]]:
+async def _prepare(settings: Settings, canvases: Mapping[str, dict[str, Any]],
+                   ) -> tuple[str, dict[str, str], dict[str, str]]:
     services = await open_services(settings, start=False)
     try:
         user = await services.accounts.create_user("bench", email="bench@example.com", role="owner")
         _, token = await services.accounts.create_token(user.id, "bench")
         principal = await services.accounts.principal_for(user.id)
-        versions = {}
+        versions, agents = {}, {}
         for title, dsl in canvases.items():
             created = await services.agents.create(principal, title, dsl)
-            versions[title] = str(created.version.id)
-        return token, versions
+            versions[title], agents[title] = str(created.version.id), str(created.agent.id)
+        return token, versions, agents
     finally:
         await services.close()
 
@@ -86,14 +89,14 @@ def start(data_dir: Path, canvases: Mapping[str, dict[str, Any]], *, extra_env: 
           concurrency: int | None = None) -> BenchServer:
     """A server on a fresh data directory with ``canvases`` stored as agents (by title)."""
     env = _env(data_dir, extra_env or {})
-    token, versions = asyncio.run(_prepare(Settings.load(env), canvases))
+    token, versions, agents = asyncio.run(_prepare(Settings.load(env), canvases))
     port = _free_port()
     command = [sys.executable, "-m", "taskcanvas", "serve", "--port", str(port), "--data-dir", str(data_dir)]
     if concurrency is not None:
         command += ["--concurrency", str(concurrency)]
     log = open(data_dir / "server.log", "ab")  # noqa: SIM115 - the child writes it until it stops
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = BenchServer(f"http://127.0.0.1:{port}", data_dir, token, versions, process)
+    server = BenchServer(f"http://127.0.0.1:{port}", data_dir, token, versions, agents, process)
     deadline = time.monotonic() + 60
     while True:
         try:

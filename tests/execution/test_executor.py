@@ -4,16 +4,21 @@ cancel, reading a run's events from any point, idle sessions holding nothing."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select, update
 
 from taskcanvas.execution import follow
 from taskcanvas.service.auth import Principal
 from taskcanvas.service.services import Services, open_services
+from taskcanvas.store.checkpoints import restore
+from taskcanvas.store.models import CheckpointDelta, CheckpointSnapshot
+from taskcanvas.store.models.types import utcnow
 from taskcanvas.store.repositories import EventRepository, RunRepository
 from taskcanvas.testing.model_server import Reply, Rule, ScriptedModelServer
 from tests.store.databases import BACKENDS
@@ -189,3 +194,39 @@ async def test_a_waiting_session_holds_no_worker(tmp_path: Path) -> None:
 
 async def _asked(model: ScriptedModelServer, n: int) -> bool:
     return len(model.requests) >= n
+
+
+async def test_a_start_prunes_checkpoints_past_the_retention(world: World) -> None:
+    """Checkpoints a run wrote long ago are pruned by the executor's housekeeping on the next start."""
+    services = world.services
+    assert services is not None and world.owner is not None
+    view = await services.tasks.create(world.owner, "me", world.version_id, prompt="old")
+    await services.executor.wait(view.latest_run.id)
+    session_id = view.session.id
+    # Age every checkpoint of the session by 30 days (past the default 7-day retention).
+    assert await _deltas(services, session_id) > 0
+    async with services.database.session() as s:
+        await s.execute(update(CheckpointDelta).where(CheckpointDelta.session_id == session_id)
+                        .values(created_at=utcnow() - datetime.timedelta(days=30)))
+        await s.execute(update(CheckpointSnapshot).where(CheckpointSnapshot.session_id == session_id)
+                        .values(created_at=utcnow() - datetime.timedelta(days=30)))
+    before = await restore(services.database, session_id)
+    await world.close()
+
+    await world.open()
+    services = world.services
+    assert services is not None
+
+    async def pruned() -> bool:
+        return await _deltas(services, session_id) == 0
+
+    await _until(pruned)
+    after = await restore(services.database, session_id)
+    assert before is not None and after is not None
+    assert after.state == before.state, "the newest snapshot stays: the session's state is unchanged"
+
+
+async def _deltas(services: Services, session_id: uuid.UUID) -> int:
+    async with services.database.reading() as s:
+        return int(await s.scalar(select(func.count()).select_from(CheckpointDelta)
+                                  .where(CheckpointDelta.session_id == session_id)) or 0)

@@ -37,9 +37,11 @@ from taskcanvas.runtime.engine import Engine
 from taskcanvas.runtime.errors import RunStatus
 from taskcanvas.runtime.registry import Registry
 from taskcanvas.runtime.state import Delta, RunState
-from taskcanvas.store import CheckpointPolicy, Database, SqlCheckpointSink
-from taskcanvas.store.models import Run, Session
-from taskcanvas.store.models.types import utcnow
+from taskcanvas.store import CheckpointPolicy, Database, SqlCheckpointSink, StoreError
+from taskcanvas.store.checkpoints import prune_expired, restore_in
+from taskcanvas.store.journal import Entry
+from taskcanvas.store.models import Run, RunEvent, Session, TaskStateEntry
+from taskcanvas.store.models.types import new_id, utcnow
 from taskcanvas.store.repositories import (
     AgentRepository,
     EventRepository,
@@ -54,6 +56,7 @@ _log = logging.getLogger(__name__)
 QUEUED, RUNNING, PAUSED = "queued", "running", "paused"
 """Run statuses besides the engine's endings (finished, waiting, failed, cancelled)."""
 ACTIVE_STATUSES = frozenset({QUEUED, RUNNING})
+_HOUSEKEEPING_SECONDS = 3600
 STATE_MESSAGE_LIMIT = 160
 """coder's limit on a task state's message."""
 
@@ -128,7 +131,19 @@ class Executor:
             pending = [*await runs.with_status(RUNNING, limit=100_000), *await runs.with_status(QUEUED, limit=100_000)]
         for run in pending:
             self.submit(run.id)
+        self.background(self._housekeeping())
         return len(pending)
+
+    async def _housekeeping(self) -> None:
+        """Prune what the checkpoint retention lets go, now and every hour."""
+        while True:
+            try:
+                pruned = await prune_expired(self.database, self._policy)
+                if pruned:
+                    _log.info("pruned %d checkpoint deltas past the retention", pruned)
+            except StoreError as e:
+                _log.warning("pruning checkpoints failed: %s", e)
+            await asyncio.sleep(_HOUSEKEEPING_SECONDS)
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop: pause what runs (it resumes on the next start), cancel what does not stop in time."""
@@ -209,7 +224,8 @@ class Executor:
             self._executions.pop(execution.run_id, None)
 
     async def _run(self, execution: _Execution) -> None:
-        async with self.database.session() as s:
+        # Everything the start needs, read at once: one snapshot of the store, no write.
+        async with self.database.reading() as s:
             run = await RunRepository(s).get(execution.run_id)
             if run is None or (run.status not in ACTIVE_STATUSES and run.status != PAUSED):
                 return
@@ -217,6 +233,14 @@ class Executor:
             version = None
             if session is not None and session.agent_version_id is not None:
                 version = await AgentRepository(s).get_version(session.agent_version_id)
+            if session is None or version is None:
+                restored, task_state, chosen = None, None, None
+            else:
+                restored = await restore_in(s, session.id)
+                latest = await TaskRepository(s).latest_state(session.task_id) if session.task_id else None
+                task_state = latest.state if latest is not None else None
+                chosen = await SettingRepository(s).get(default_models_key(session.user_id), {}) \
+                    if session.user_id is not None else None
         if session is None or version is None:
             await self._finish_without_engine(run, session, "the agent version this run needs is gone")
             return
@@ -231,43 +255,45 @@ class Executor:
         seq = run.last_seq
         stored = run.last_seq
 
-        def take_pending() -> list[dict[str, Any]]:
-            """The events emitted since the last checkpoint, as rows to store with the next one."""
+        def take_pending(entry: Entry) -> None:
+            """The events emitted since the last checkpoint go into the checkpoint's entry."""
             nonlocal stored
             if not pending:
-                return []
+                return
             now = utcnow()
-            first = stored + 1
-            rows = [{"run_id": run.id, "seq": first + i, "name": str(event.get("event", "")), "payload": event,
-                     "created_at": now} for i, event in enumerate(pending)]
-            stored += len(pending)
+            for event in pending:
+                stored += 1
+                entry.insert(RunEvent, run_id=run.id, seq=stored, name=str(event.get("event", "")), payload=event,
+                             created_at=now)
+            entry.update(Run, run.id, last_seq=stored)
             pending.clear()
-            return rows
 
         def after_write() -> None:
             self.hub.stored(run.id, stored)
 
         sink = _RunSink(self.database, session.id, run_id=run.id, policy=self._policy, companion=take_pending,
                         after_write=after_write, execution=execution)
-        services = await self._services_for(session)
-        engine = Engine(canvas, limits=self._limits, http=self._http, services=services, checkpoint=sink)
-        state_json = await sink.load()
-        state = engine.new_session() if state_json is None else RunState.from_json(state_json, canvas.components)
+        sink.adopt(restored)
+        engine = Engine(canvas, limits=self._limits, http=self._http, services=self._services_for(chosen),
+                        checkpoint=sink)
+        state = engine.new_session() if restored is None else RunState.from_json(restored.state, canvas.components)
         message_id = run.message_id or uuid.uuid4().hex
         recovering = run.started_at is not None and state.turn is not None
+        ending = _Ending(run, session, message_id, task_state)
+        start = ending.start(first=not recovering)
         if recovering:
             engine_run = engine.recover(state, task_id=session.id.hex, cancel=execution.token, message_id=message_id)
+            await self.database.journal.write(start)
         else:
-            await sink.begin(state.to_json())
+            await sink.begin(state.to_json(), extra=start)
             engine_run = engine.run(state, query=run.query, inputs=run.inputs, user_id=_user_ref(session),
                                     task_id=session.id.hex, cancel=execution.token, message_id=message_id)
-        await self._mark_running(run, session, message_id, first=not recovering)
 
         self.hub.open(run.id, session.id, stored_upto=run.last_seq)
         observer = _Observer()
         if recovering:
             # The answer so far is in the events already stored (before a pause or a crash).
-            async with self.database.session() as s:
+            async with self.database.reading() as s:
                 for row in await EventRepository(s).after(run.id, 0, limit=run.last_seq or 1):
                     observer.see(row.payload)
         try:
@@ -281,53 +307,20 @@ class Executor:
                     self.hub.publish(run.id, seq, data)
             except _Paused:
                 # Paused by its user it stays paused; stopped by a shutdown it stays "running" for the next start.
-                await self._end(run, session, RUNNING if self._closing else PAUSED, None, pending, message_id)
+                entry = Entry()
+                take_pending(entry)
+                entry.update(Run, run.id, status=RUNNING if self._closing else PAUSED)
+                await self.database.journal.write(entry)
                 return
             status = (engine_run.status or RunStatus.FAILED).value
-            outcome = observer.outcome(status, engine_run.error)
-            await self._end(run, session, status, outcome, pending, message_id, error=engine_run.error,
-                            error_component=engine_run.error_component)
+            entry = Entry()
+            take_pending(entry)
+            ending.end(entry, status, observer.outcome(status, engine_run.error), error=engine_run.error,
+                       error_component=engine_run.error_component)
+            await self.database.journal.write(entry)
         finally:
             # After the ending is stored: a reader woken by the close finds the run ended.
             self.hub.close(run.id, session.id)
-
-    async def _mark_running(self, run: Run, session: Session, message_id: str, *, first: bool) -> None:
-        async with self.database.session() as s:
-            runs = RunRepository(s)
-            await runs.set_status(run.id, RUNNING)
-            if first:
-                await runs.mark_started(run.id)
-                run_row = await runs.get(run.id)
-                if run_row is not None:
-                    run_row.message_id = message_id
-            if session.task_id is not None:
-                await _record_state(s, session.task_id, run.id, "working", "Running")
-
-    async def _end(self, run: Run, session: Session, status: str, outcome: TurnOutcome | None,
-                   pending: list[dict[str, Any]], message_id: str, *, error: str | None = None,
-                   error_component: str | None = None) -> None:
-        """Store the last events, the run's ending, the conversation and the task's state at once."""
-        async with self.database.session() as s:
-            if pending:
-                await EventRepository(s).append(run.id, pending)
-                pending.clear()
-            runs = RunRepository(s)
-            if status in (PAUSED, RUNNING):
-                await runs.set_status(run.id, status)
-                return
-            await runs.mark_finished(run.id, status, error=error, error_component=error_component)
-            row = await SessionRepository(s).get(session.id)
-            if row is not None and outcome is not None:
-                messages = list(row.messages)
-                if run.query not in (None, ""):
-                    messages.append({"role": "user", "content": run.query, "id": message_id,
-                                     "created_at": run.created_at.timestamp()})
-                messages.append({"role": "assistant", "content": outcome.answer, "created_at": utcnow().timestamp(),
-                                 "id": message_id})
-                row.messages = messages
-                row.updated_at = utcnow()
-            if session.task_id is not None and outcome is not None:
-                await _record_state(s, session.task_id, run.id, outcome.state, outcome.message)
 
     async def _finish_without_engine(self, run: Run, session: Session | None, message: str) -> None:
         """A run that cannot start (its canvas no longer builds): failed, with the reason as its events say."""
@@ -355,15 +348,11 @@ class Executor:
         async with self.database.session() as s:
             await RunRepository(s).set_status(run_id, status)
 
-    async def _services_for(self, session: Session) -> dict[str, Any]:
+    def _services_for(self, chosen: Any) -> dict[str, Any]:
         """The engine's services, with the session user's own default chat model if they chose one."""
         registry = self.services.get("models")
-        if session.user_id is None or not isinstance(registry, ModelRegistry):
-            return self.services
-        async with self.database.session() as s:
-            chosen = await SettingRepository(s).get(default_models_key(session.user_id), {})
         chat = chosen.get("chat") if isinstance(chosen, dict) else None
-        if not isinstance(chat, str) or not chat:
+        if not isinstance(registry, ModelRegistry) or not isinstance(chat, str) or not chat:
             return self.services
         return {**self.services, "models": registry.with_default(chat)}
 
@@ -374,6 +363,46 @@ class Executor:
             canvas = self._canvases[version_id] = Canvas.build(load_canvas(dsl), self.registry,
                                                                source=f"agent version {version_id}")
         return canvas
+
+
+@dataclass
+class _Ending:
+    """The rows a run's start and end change besides its checkpoints: the run, the conversation,
+    the task's state (recorded on a change only, as coder records transitions)."""
+
+    run: Run
+    session: Session
+    message_id: str
+    task_state: str | None
+
+    def start(self, *, first: bool) -> Entry:
+        entry = Entry()
+        if first:
+            entry.update(Run, self.run.id, status=RUNNING, started_at=utcnow(), message_id=self.message_id)
+        else:
+            entry.update(Run, self.run.id, status=RUNNING)
+        self._state(entry, "working", "Running")
+        return entry
+
+    def end(self, entry: Entry, status: str, outcome: TurnOutcome, *, error: str | None,
+            error_component: str | None) -> None:
+        now = utcnow()
+        entry.update(Run, self.run.id, status=status, error=error, error_component=error_component, finished_at=now)
+        messages = list(self.session.messages)
+        if self.run.query not in (None, ""):
+            messages.append({"role": "user", "content": self.run.query, "id": self.message_id,
+                             "created_at": self.run.created_at.timestamp()})
+        messages.append({"role": "assistant", "content": outcome.answer, "created_at": now.timestamp(),
+                         "id": self.message_id})
+        entry.update(Session, self.session.id, messages=messages, updated_at=now)
+        self._state(entry, outcome.state, outcome.message)
+
+    def _state(self, entry: Entry, state: str, message: str) -> None:
+        if self.session.task_id is None or self.task_state == state:
+            return
+        entry.insert(TaskStateEntry, id=new_id(), task_id=self.session.task_id, run_id=self.run.id, state=state,
+                     message=message, uri=None, created_at=utcnow())
+        self.task_state = state
 
 
 class _Observer:

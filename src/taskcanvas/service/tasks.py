@@ -52,7 +52,7 @@ from taskcanvas.store.models import (
     TaskStateEntry,
     User,
 )
-from taskcanvas.store.models.types import utcnow
+from taskcanvas.store.models.types import new_id, utcnow
 from taskcanvas.store.repositories import (
     AgentRepository,
     OrganizationRepository,
@@ -302,12 +302,16 @@ class Tasks:
                      seed_naming: bool = False, missing_version: type[ServiceError] = Invalid,
                      origin: Origin | None = None) -> TaskView:
         owner = await self.resolve_user(principal, owner_ref)
-        async with self.database.session() as s:
+        async with self.database.reading() as s:
             agents = AgentRepository(s)
             version = await agents.get_version(version_id) if version_id is not None else None
             agent = await agents.get(version.agent_id) if version is not None else None
             preset = await agents.get_preset(preset_id) if preset_id is not None else None
-            org = await OrganizationRepository(s).by_name(DEFAULT_ORGANIZATION)
+            org = None
+            if agent is not None:
+                orgs = OrganizationRepository(s)
+                org = await (orgs.get(agent.organization_id) if agent.organization_id is not None
+                             else orgs.by_name(DEFAULT_ORGANIZATION))
         if version is None or agent is None or not _may_read_agent(principal, agent):
             raise _version_missing(missing_version)
         if preset_id is not None and (preset is None or preset.agent_version_id != version.id):
@@ -327,20 +331,25 @@ class Tasks:
         require(principal, Action.CREATE, Resource(ResourceKind.TASK, org_id=org_id, owner_id=owner.id))
         try:
             async with self.database.session() as s:
-                task = await TaskRepository(s).create(owner.id, agent.id, version.id, name, prompt=prompt,
-                                                      display_name=shown, organization_id=org_id,
-                                                      preset_id=preset.id if preset else None, status="active")
-                session = await SessionRepository(s).create(agent.id, task_id=task.id, agent_version_id=version.id,
-                                                            user_id=owner.id, name=name)
-                run = await RunRepository(s).create(session.id, task_id=task.id, query=prompt,
-                                                    inputs=dict(preset.inputs) if preset else {})
+                # One flush for the task, its session and first run: a new session's first run is number 1.
+                task = Task(id=new_id(), owner_id=owner.id, agent_id=agent.id, agent_version_id=version.id, name=name,
+                            prompt=prompt, display_name=shown, organization_id=org_id,
+                            preset_id=preset.id if preset else None, status="active")
+                session = Session(id=new_id(), agent_id=agent.id, task_id=task.id, agent_version_id=version.id,
+                                  user_id=owner.id, name=name, messages=[])
+                run = Run(id=new_id(), session_id=session.id, task_id=task.id, number=1, query=prompt,
+                          inputs=dict(preset.inputs) if preset else {}, status=QUEUED)
+                s.add_all([task, session, run])
                 await audit.record(s, principal, "create", "task", task.id, origin=origin, organization_id=org_id,
                                    details={"name": name, "workspace_owner": owner.username,
-                                            "template_version_id": str(version.id)})
+                                            "template_version_id": str(version.id)},
+                                   actor_name=owner.username if owner.id == principal.user_id else None)
         except StoreConflict:
             raise Conflict(f'Workspace "{name}" already exists.', detail="name") from None
         self.executor.submit(run.id)
-        return await self.get_by_id(principal, task.id)
+        status = derive_status(task, run)
+        return TaskView(task=task, owner=owner, organization=org, agent=agent, version=version,
+                        session=session, latest_run=run, status=status, current_state=derive_state(status, None, run))
 
     async def send(self, principal: Principal, view: TaskView, text: str, *, origin: Origin | None = None) -> Run:
         require(principal, Action.SEND, resource(view.task))

@@ -33,12 +33,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from taskcanvas.config import ConfigError, Settings
 from taskcanvas.runtime.errors import StateError
 from taskcanvas.runtime.state import Delta, RunState
 from taskcanvas.store.db import Database
 from taskcanvas.store.errors import CheckpointError, StoreError
 from taskcanvas.store.journal import Entry
+from taskcanvas.store.models import CheckpointDelta, CheckpointSnapshot
 from taskcanvas.store.models.types import utcnow
 from taskcanvas.store.repositories.checkpoints import CheckpointRepository
 
@@ -46,8 +49,8 @@ _SECONDS_PER_DAY = 86_400
 _log = logging.getLogger(__name__)
 
 
-Companion = Callable[[], list[dict[str, Any]]]
-"""Gives the ``run_events`` rows to store with a checkpoint (each with its ``seq``)."""
+Companion = Callable[[Entry], None]
+"""Adds to a checkpoint's entry what must be stored with it (the run's events up to it)."""
 
 
 @dataclass(frozen=True)
@@ -104,10 +107,15 @@ def replay(base: Mapping[str, Any], deltas: Iterable[Mapping[str, Any]]) -> dict
 
 async def restore(database: Database, session_id: uuid.UUID) -> RestoredState | None:
     """The session's latest state (newest snapshot + the deltas after it); ``None`` if it has none."""
-    async with database.session() as s:
-        repo = CheckpointRepository(s)
-        snapshot = await repo.latest_snapshot(session_id)
-        deltas = await repo.deltas_after(session_id, snapshot.seq if snapshot is not None else 0)
+    async with database.reading() as s:
+        return await restore_in(s, session_id)
+
+
+async def restore_in(s: AsyncSession, session_id: uuid.UUID) -> RestoredState | None:
+    """:func:`restore` inside a unit of work the caller holds (to read more with it)."""
+    repo = CheckpointRepository(s)
+    snapshot = await repo.latest_snapshot(session_id)
+    deltas = await repo.deltas_after(session_id, snapshot.seq if snapshot is not None else 0)
     if snapshot is None:
         if deltas:
             raise CheckpointError(f"session {session_id} has {len(deltas)} checkpoint deltas but no snapshot "
@@ -126,6 +134,14 @@ async def load_state(database: Database, session_id: uuid.UUID) -> dict[str, Any
     return None if restored is None else restored.state
 
 
+async def prune_expired(database: Database, policy: CheckpointPolicy) -> int:
+    """Remove, in every session, what a snapshot older than the retention covers; how many deltas went."""
+    if policy.retention is None:
+        return 0
+    async with database.session() as s:
+        return await CheckpointRepository(s).prune(utcnow() - policy.retention)
+
+
 class SqlCheckpointSink:
     """A :class:`~taskcanvas.runtime.checkpoint.CheckpointSink` writing one session's checkpoints."""
 
@@ -142,38 +158,52 @@ class SqlCheckpointSink:
         self._seq = 0
         self._since_snapshot = 0
         self._next_snapshot = self.policy.snapshot_every
+        self._known = False
+        """Whether ``_seq`` is what the store holds (a load or an adopt happened)."""
 
     async def load(self) -> dict[str, Any] | None:
         """The session's latest state (``None`` for a session with no checkpoint yet)."""
         restored = await restore(self.database, self.session_id)
-        self._adopt(restored)
+        self.adopt(restored)
         return None if restored is None else restored.state
 
-    async def begin(self, state: Mapping[str, Any], status: str = "started") -> None:
-        """Record the state this run starts from; a snapshot is written unless it is the stored state."""
-        if self._mirror is None:
-            self._adopt(await restore(self.database, self.session_id))
+    def adopt(self, restored: RestoredState | None) -> None:
+        """Go on from ``restored`` (what :func:`restore_in` read for this session) instead of :meth:`load`."""
+        self._adopt(restored)
+        self._known = True
+
+    async def begin(self, state: Mapping[str, Any], status: str = "started", *, extra: Entry | None = None) -> None:
+        """Record the state this run starts from; a snapshot is written unless it is the stored state.
+
+        ``extra``: more rows to store in the same commit (the run's start), written even when no
+        snapshot is.
+        """
+        if not self._known:
+            self.adopt(await restore(self.database, self.session_id))
         if self._mirror is not None and self._mirror.to_json() == dict(state):
+            if extra:
+                await self.database.journal.write(extra)
             return
-        await self._write_snapshot(dict(state), status)
+        await self._write_snapshot(dict(state), status, extra=extra)
 
     async def put_delta(self, delta: Delta) -> None:
         mirror = await self._ensure_mirror(delta.component_id)
         data = delta.to_json()
         mirror.apply_delta(data)
         now = utcnow()
-        entry = Entry(deltas=[{"session_id": self.session_id, "seq": self._seq + 1, "run_id": self.run_id,
-                               "component_id": delta.component_id, "delta": data, "created_at": now}])
+        entry = Entry()
+        entry.insert(CheckpointDelta, session_id=self.session_id, seq=self._seq + 1, run_id=self.run_id,
+                     component_id=delta.component_id, delta=data, created_at=now)
         snapshot = self._since_snapshot + 1 >= self._next_snapshot
         if snapshot:
-            entry.snapshots.append({"session_id": self.session_id, "seq": self._seq + 2, "run_id": self.run_id,
-                                    "status": "running", "state": mirror.to_json(), "created_at": now})
+            entry.insert(CheckpointSnapshot, session_id=self.session_id, seq=self._seq + 2, run_id=self.run_id,
+                         status="running", state=mirror.to_json(), created_at=now)
         if self.companion is not None:
-            entry.events = self.companion()
+            self.companion(entry)
         try:
             await self.database.journal.write(entry)
         except BaseException:
-            self._mirror = None  # the next write starts again from what the store holds
+            self._mirror, self._known = None, False  # the next write starts again from what the store holds
             raise
         self._seq += 2 if snapshot else 1
         if snapshot:
@@ -182,34 +212,35 @@ class SqlCheckpointSink:
             self._since_snapshot += 1
 
     async def put_snapshot(self, state: dict[str, Any], status: str) -> None:
-        """The run ended: its whole state, then prune what older snapshots cover."""
+        """The run ended: its whole state; with no retention, prune what older snapshots cover at once
+        (otherwise :func:`prune_expired` does, now and then, for every session)."""
         await self._write_snapshot(state, status)
-        if self.policy.retention is not None:
+        if self.policy.retention == datetime.timedelta(0):
             try:
                 async with self.database.session() as s:
-                    await CheckpointRepository(s).prune(utcnow() - self.policy.retention,
-                                                        session_id=self.session_id)
+                    await CheckpointRepository(s).prune(utcnow(), session_id=self.session_id)
             except StoreError as e:
                 # Housekeeping: the run's state is saved; the next run's end prunes again.
                 _log.warning("pruning the checkpoints of session %s failed: %s", self.session_id, e)
 
     # ------------------------------------------------------------------ internals
-    async def _write_snapshot(self, state: dict[str, Any], status: str) -> None:
+    async def _write_snapshot(self, state: dict[str, Any], status: str, *, extra: Entry | None = None) -> None:
         mirror = _as_state(state)
         try:
-            if self._mirror is None:
+            if not self._known:
                 async with self.database.reading() as s:
                     self._seq = await CheckpointRepository(s).last_seq(self.session_id)
-            entry = Entry(snapshots=[{"session_id": self.session_id, "seq": self._seq + 1, "run_id": self.run_id,
-                                      "status": status, "state": state, "created_at": utcnow()}])
+            entry = extra or Entry()
+            entry.insert(CheckpointSnapshot, session_id=self.session_id, seq=self._seq + 1, run_id=self.run_id,
+                         status=status, state=state, created_at=utcnow())
             if self.companion is not None:
-                entry.events = self.companion()
+                self.companion(entry)
             await self.database.journal.write(entry)
         except BaseException:
-            self._mirror = None
+            self._mirror, self._known = None, False
             raise
         self._seq += 1
-        self._mirror = mirror
+        self._mirror, self._known = mirror, True
         self._snapshot_taken(mirror)
 
     def _snapshot_taken(self, state: RunState) -> None:
@@ -219,7 +250,7 @@ class SqlCheckpointSink:
 
     async def _ensure_mirror(self, component_id: str) -> RunState:
         if self._mirror is None:
-            self._adopt(await restore(self.database, self.session_id))
+            self.adopt(await restore(self.database, self.session_id))
         if self._mirror is None:
             raise CheckpointError(
                 f"session {self.session_id} has no stored state to apply the delta of '{component_id}' to: "

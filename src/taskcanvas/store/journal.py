@@ -1,9 +1,9 @@
 """The journal: where runs' checkpoints and events are written, many runs to one commit.
 
-Every finished component stores an :class:`Entry` — its checkpoint delta (or a snapshot) and
-the events emitted up to it — and waits until it is committed before the next component
-starts (docs/durability.md). Doing that through the ORM cost ~5 ms a component; the journal
-cuts it to about one commit:
+Every finished component stores an :class:`Entry` — its checkpoint delta (or a snapshot), the
+events emitted up to it, the run's new event count — and waits until it is committed before the
+next component starts (docs/durability.md); a run's start and end are entries too. Doing that
+through the ORM cost ~5 ms a component; the journal cuts it to about one commit:
 
 - entries waiting when a commit starts go into the same transaction (group commit), so many
   runs in flight share the disk's flushes; an entry is still all-or-nothing: when a shared
@@ -26,19 +26,18 @@ import queue
 import sqlite3
 import threading
 import time
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Table, bindparam, func, insert, update
+from sqlalchemy import Table, insert, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from taskcanvas.store._translate import translate_error
 from taskcanvas.store.errors import StoreError
-from taskcanvas.store.models import CheckpointDelta, CheckpointSnapshot, Run, RunEvent
+from taskcanvas.store.models.base import Base
 
 __all__ = ["SYNCHRONOUS_MODES", "Entry", "Journal", "open_journal"]
 
@@ -47,26 +46,31 @@ _log = logging.getLogger(__name__)
 SYNCHRONOUS_MODES = ("NORMAL", "FULL")
 _LOCK_WAIT_SECONDS = 5.0
 """As long as the ORM's connections wait for the write lock (their busy_timeout)."""
-_DELTAS: Table = CheckpointDelta.__table__  # type: ignore[assignment]
-_SNAPSHOTS: Table = CheckpointSnapshot.__table__  # type: ignore[assignment]
-_EVENTS: Table = RunEvent.__table__  # type: ignore[assignment]
-_RUNS: Table = Run.__table__  # type: ignore[assignment]
 
 
 @dataclass
 class Entry:
-    """Rows that are stored together or not at all (column name → value, as the models take them)."""
+    """Rows stored together or not at all: inserts and updates by primary key, column name → value
+    as the models take them (uuids, aware datetimes, JSON-able values)."""
 
-    deltas: list[dict[str, Any]] = field(default_factory=list)
-    snapshots: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    """``run_events`` rows; each run's ``last_seq`` becomes its highest ``seq`` here."""
+    inserts: list[tuple[Table, dict[str, Any]]] = field(default_factory=list)
+    updates: list[tuple[Table, Any, dict[str, Any]]] = field(default_factory=list)
 
-    def last_seqs(self) -> dict[uuid.UUID, int]:
-        seqs: dict[uuid.UUID, int] = {}
-        for event in self.events:
-            seqs[event["run_id"]] = max(seqs.get(event["run_id"], 0), event["seq"])
-        return seqs
+    def insert(self, model: type[Base], **row: Any) -> None:
+        self.inserts.append((_table(model), row))
+
+    def update(self, model: type[Base], key: Any, **values: Any) -> None:
+        """``UPDATE ... SET values WHERE id = key`` (after every insert of the entry)."""
+        self.updates.append((_table(model), key, values))
+
+    def __bool__(self) -> bool:
+        return bool(self.inserts or self.updates)
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 class Journal(Protocol):
@@ -79,28 +83,30 @@ class Journal(Protocol):
         ...
 
 
-def open_journal(engine: AsyncEngine, url: str, *, sqlite_path: str | None = None,
-                 synchronous: str = "NORMAL") -> Journal:
+def open_journal(engine: AsyncEngine, url: str, *, sqlite_path: str | None = None, synchronous: str = "NORMAL",
+                 mutex: threading.Lock | None = None) -> Journal:
+    """``mutex``: held by the SQLite writer for each commit, and by the process's other writers."""
     if sqlite_path is not None:
-        return _SqliteJournal(sqlite_path, engine.dialect, url, synchronous)
+        return _SqliteJournal(sqlite_path, engine.dialect, url, synchronous, mutex or threading.Lock())
     return _CoreJournal(engine, url)
 
 
 # ---------------------------------------------------------------------------- SQLite
 class _Statement:
-    """An INSERT (or the runs UPDATE) with the parameter conversions its columns define."""
+    """A prepared INSERT or UPDATE with the parameter conversions its columns define."""
 
-    def __init__(self, table: Table, columns: Sequence[str], dialect: Dialect, sql: str | None = None) -> None:
-        self.columns = tuple(columns)
-        self.sql = sql or (f"INSERT INTO {table.name} ({', '.join(self.columns)}) "
-                           f"VALUES ({', '.join('?' * len(self.columns))})")
+    def __init__(self, table: Table, columns: Sequence[str], dialect: Dialect, *, update: bool) -> None:
+        self.columns = tuple(columns) + (("id",) if update else ())
+        if update:
+            assignments = ", ".join(f"{name} = ?" for name in columns)
+            self.sql = f"UPDATE {table.name} SET {assignments} WHERE id = ?"
+        else:
+            self.sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                        f"VALUES ({', '.join('?' * len(columns))})")
         self._convert = [table.c[name].type.bind_processor(dialect) for name in self.columns]
 
-    def rows(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-        convert = self._convert
-        return [tuple(value if fn is None else fn(value)
-                      for fn, value in zip(convert, (row[name] for name in self.columns), strict=True))
-                for row in rows]
+    def row(self, values: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(value if fn is None else fn(value) for fn, value in zip(self._convert, values, strict=True))
 
 
 @dataclass
@@ -111,17 +117,13 @@ class _Job:
 
 
 class _SqliteJournal:
-    def __init__(self, path: str, dialect: Dialect, url: str, synchronous: str) -> None:
+    def __init__(self, path: str, dialect: Dialect, url: str, synchronous: str, mutex: threading.Lock) -> None:
         self._path = path
+        self._mutex = mutex
         self._url = url
         self._synchronous = synchronous
-        self._deltas = _Statement(_DELTAS, ("session_id", "seq", "run_id", "component_id", "delta", "created_at"),
-                                  dialect)
-        self._snapshots = _Statement(_SNAPSHOTS, ("session_id", "seq", "run_id", "status", "state", "created_at"),
-                                     dialect)
-        self._events = _Statement(_EVENTS, ("run_id", "seq", "name", "payload", "created_at"), dialect)
-        self._last_seq = _Statement(_RUNS, ("last_seq", "id"), dialect,
-                                    sql="UPDATE runs SET last_seq = max(last_seq, ?) WHERE id = ?")
+        self._dialect = dialect
+        self._statements: dict[tuple[str, tuple[str, ...], bool], _Statement] = {}
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -131,7 +133,7 @@ class _SqliteJournal:
         job = _Job(entry, loop, loop.create_future())
         self._ensure_thread()
         self._queue.put(job)
-        await job.future
+        await _outcome(job.future)
 
     async def close(self) -> None:
         thread = self._thread
@@ -207,6 +209,10 @@ class _SqliteJournal:
             pause = min(pause * 1.5, 0.002)
 
     def _commit(self, connection: sqlite3.Connection, batch: list[_Job]) -> None:
+        with self._mutex:
+            self._commit_batch(connection, batch)
+
+    def _commit_batch(self, connection: sqlite3.Connection, batch: list[_Job]) -> None:
         try:
             self._transaction(connection, [job.entry for job in batch])
         except sqlite3.Error as e:
@@ -225,28 +231,33 @@ class _SqliteJournal:
             _settle(job, None)
 
     def _transaction(self, connection: sqlite3.Connection, entries: list[Entry]) -> None:
-        deltas = [row for entry in entries for row in entry.deltas]
-        snapshots = [row for entry in entries for row in entry.snapshots]
-        events = [row for entry in entries for row in entry.events]
-        seqs: dict[uuid.UUID, int] = {}
+        grouped: dict[_Statement, list[tuple[Any, ...]]] = {}
         for entry in entries:
-            for run_id, seq in entry.last_seqs().items():
-                seqs[run_id] = max(seqs.get(run_id, 0), seq)
+            for table, row in entry.inserts:
+                statement = self._statement(table, tuple(row), update=False)
+                grouped.setdefault(statement, []).append(statement.row(tuple(row.values())))
+        updates = []
+        for entry in entries:
+            for table, key, values in entry.updates:
+                statement = self._statement(table, tuple(values), update=True)
+                updates.append((statement, statement.row((*values.values(), key))))
         self._begin(connection)
         try:
-            if deltas:
-                connection.executemany(self._deltas.sql, self._deltas.rows(deltas))
-            if snapshots:
-                connection.executemany(self._snapshots.sql, self._snapshots.rows(snapshots))
-            if events:
-                connection.executemany(self._events.sql, self._events.rows(events))
-            if seqs:
-                connection.executemany(self._last_seq.sql, self._last_seq.rows(
-                    [{"last_seq": seq, "id": run_id} for run_id, seq in seqs.items()]))
+            for statement, rows in grouped.items():
+                connection.executemany(statement.sql, rows)
+            for statement, values_and_key in updates:
+                connection.execute(statement.sql, values_and_key)
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
             raise
+
+    def _statement(self, table: Table, columns: tuple[str, ...], *, update: bool) -> _Statement:
+        key = (table.name, columns, update)
+        statement = self._statements.get(key)
+        if statement is None:
+            statement = self._statements[key] = _Statement(table, columns, self._dialect, update=update)
+        return statement
 
     def _error(self, e: BaseException) -> BaseException:
         if isinstance(e, sqlite3.Error):
@@ -254,6 +265,16 @@ class _SqliteJournal:
             translated = translate_error(wrapped, self._url)
             return translated or StoreError(f"writing checkpoints to {self._url} failed: {e}")
         return e
+
+
+async def _outcome(future: asyncio.Future[None]) -> None:
+    """Wait for a write; a writer cancelled meanwhile still waits for it to land (or not), so what
+    it reads next is what the store holds, then is cancelled."""
+    try:
+        await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        raise
 
 
 def _settle(job: _Job, error: BaseException | None) -> None:
@@ -278,15 +299,13 @@ class _CoreJournal:
         self._url = url
         self._pending: list[tuple[Entry, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
-        self._last_seq = (update(_RUNS).where(_RUNS.c.id == bindparam("run"))
-                          .values(last_seq=func.greatest(_RUNS.c.last_seq, bindparam("seq"))))
 
     async def write(self, entry: Entry) -> None:
         future = asyncio.get_running_loop().create_future()
         self._pending.append((entry, future))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name="taskcanvas-journal")
-        await future
+        await _outcome(future)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -318,18 +337,16 @@ class _CoreJournal:
             _resolve(future, None)
 
     async def _transaction(self, entries: list[Entry]) -> None:
-        seqs: dict[uuid.UUID, int] = {}
+        grouped: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = {}
         for entry in entries:
-            for run_id, seq in entry.last_seqs().items():
-                seqs[run_id] = max(seqs.get(run_id, 0), seq)
+            for table, row in entry.inserts:
+                grouped.setdefault((table, tuple(row)), []).append(row)
         async with self._engine.begin() as connection:
-            for table, rows in ((_DELTAS, [r for e in entries for r in e.deltas]),
-                                (_SNAPSHOTS, [r for e in entries for r in e.snapshots]),
-                                (_EVENTS, [r for e in entries for r in e.events])):
-                if rows:
-                    await connection.execute(insert(table), rows)
-            if seqs:
-                await connection.execute(self._last_seq, [{"run": r, "seq": s} for r, s in seqs.items()])
+            for (table, _), rows in grouped.items():
+                await connection.execute(insert(table), rows)
+            for entry in entries:
+                for table, key, values in entry.updates:
+                    await connection.execute(update(table).where(table.c.id == key).values(**values))
 
     def _error(self, e: BaseException) -> BaseException:
         return translate_error(e, self._url) or StoreError(f"writing checkpoints to {self._url} failed: {e}")
