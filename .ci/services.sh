@@ -38,3 +38,8 @@ ensure_mariadb() {
   _wait_port 3306
   mariadb -uroot -e "CREATE DATABASE IF NOT EXISTS test" 2>/dev/null || true
 }
+
+ensure_chromium() {
+  # The Browser component drives Debian's Chromium (no browser download at run time).
+  [ -x /usr/bin/chromium ] || _apt chromium
+}

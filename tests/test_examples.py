@@ -35,3 +35,29 @@ def test_the_agent_example_with_its_scripted_model(tmp_path) -> None:
     assert rc == 0
     answer = "".join(e["data"].get("content") or "" for e in events if e["event"] == "message")
     assert answer.endswith("17 × 23 = 391.")
+
+
+def test_the_report_example_writes_a_pdf(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from pypdf import PdfReader
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "report.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TASKCANVAS_"))}
+    env["TASKCANVAS_DATA_DIR"] = str(tmp_path / "data")
+    done = subprocess.run([sys.executable, "-m", "taskcanvas.cli.app", "run", str(example), "--query", "solar power",
+                           "--out", str(tmp_path / "reports"), "--jsonl"],
+                          env=env, cwd=tmp_path, text=True, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    answer = "".join(e["data"].get("content") or "" for e in events if e["event"] == "message")
+    assert answer.startswith("Your report on solar power is ready: report.pdf (")
+    [end] = [e["data"] for e in events if e["event"] == "message_end"]
+    assert [d["filename"] for d in end["downloads"]] == ["report.pdf"]
+    pages = PdfReader(tmp_path / "reports" / "report.pdf").pages
+    text = pages[0].extract_text()
+    for expected in ("Report: solar power", "What the DocGenerator can do", "watermark_text", "DRAFT",
+                     "taskcanvas example report", "Page 1"):
+        assert expected in text

@@ -1,7 +1,7 @@
 """Wiring: the services a canvas's components use, built once from :class:`Settings`.
 
 The engine gets its outside world injected (DESIGN.md): the one guarded HTTP client, the chat
-models, knowledge bases, the code sandbox, MCP servers, an artifact store. The CLI and the
+models, knowledge bases, the code sandbox, MCP servers, the file store. The CLI and the
 server build them here, the same way, and close them when done.
 """
 
@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from taskcanvas.config import Settings
-from taskcanvas.files import LocalBlobStore
+from taskcanvas.files import FileReader, blob_store
 from taskcanvas.llm.config import ModelRegistry
 from taskcanvas.runtime.engine import Limits
 from taskcanvas.tools.http import GuardedClient, HttpPolicy, create_client
 from taskcanvas.tools.knowledge import KnowledgeBases
 from taskcanvas.tools.mcp import McpServers
-from taskcanvas.tools.sandbox import sandbox_services
+from taskcanvas.tools.sandbox import ArtifactStore, sandbox_services
 
 __all__ = ["close_services", "engine_services", "http_client", "limits"]
 
@@ -32,14 +32,21 @@ def limits(settings: Settings) -> Limits:
 
 
 def engine_services(settings: Settings) -> dict[str, Any]:
-    """Every service by the name components look it up under (``RunContext.services``)."""
+    """Every service by the name components look it up under (``RunContext.services``).
+
+    One blob store keeps every file: what runs are given (``files``, read for components by
+    ``file_reader``) and what they make, CodeExec's artifacts included.
+    """
+    files = blob_store(settings)
     return {
         "settings": settings,
         "models": ModelRegistry.from_settings(settings),
         "knowledge": KnowledgeBases.from_settings(settings),
         "mcp": McpServers.from_settings(settings),
-        "files": LocalBlobStore(settings.data_dir / "files"),
         **sandbox_services(settings),
+        "files": files,
+        "file_reader": FileReader(files, max_bytes=settings.files_max_bytes),
+        "artifacts": ArtifactStore(files),
     }
 
 

@@ -15,8 +15,13 @@ read them through :meth:`Settings.section` (``[models]``, ``[knowledge_bases]``,
     timeout = 600                         # seconds, for every component type
     timeouts = { Invoke = 120 }           # seconds per component type
 
+    [files]
+    url = "s3://bucket/prefix"            # where files are kept (default: files/ in the data directory)
+    max_size_mb = 20                      # the largest file a run is given or reads
+
 Environment: ``TASKCANVAS_HTTP_ALLOW_PRIVATE`` (1/true/yes/on), ``TASKCANVAS_HTTP_ALLOWED_HOSTS``
-(comma separated), ``TASKCANVAS_COMPONENT_TIMEOUT`` (seconds).
+(comma separated), ``TASKCANVAS_COMPONENT_TIMEOUT`` (seconds), ``TASKCANVAS_FILES_URL``,
+``TASKCANVAS_FILES_MAX_SIZE_MB`` (see docs/files.md; S3 credentials are the standard ``AWS_*`` variables).
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ class Settings:
     concurrency: int = 5
     timeout: float | None = None
     timeouts: Mapping[str, float] = field(default_factory=dict)
+    files_url: str | None = None
+    """Where files are kept: ``s3://bucket/prefix``, a directory, or ``None`` for ``files/`` in the data dir."""
+    files_max_bytes: int = 20 * 1024 * 1024
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -72,6 +80,16 @@ class Settings:
             hosts = tuple(h.strip() for h in env["TASKCANVAS_HTTP_ALLOWED_HOSTS"].split(",") if h.strip())
         if env.get("TASKCANVAS_COMPONENT_TIMEOUT"):
             timeout = env["TASKCANVAS_COMPONENT_TIMEOUT"]
+        files = _table(data, "files")
+        files_url = env.get("TASKCANVAS_FILES_URL") or files.get("url") or None
+        max_mb = env.get("TASKCANVAS_FILES_MAX_SIZE_MB") or files.get("max_size_mb", 20)
+        try:
+            files_max_bytes = int(float(max_mb) * 1024 * 1024)
+        except (TypeError, ValueError):
+            raise ConfigError(f"the largest file size (TASKCANVAS_FILES_MAX_SIZE_MB or [files] max_size_mb) "
+                              f"must be a number of megabytes, not {max_mb!r}") from None
+        if files_max_bytes <= 0:
+            raise ConfigError(f"the largest file size must be more than 0 MB, not {max_mb!r}")
         try:
             return cls(
                 data_dir=data_dir,
@@ -83,6 +101,8 @@ class Settings:
                 concurrency=int(limits.get("concurrency", 5)),
                 timeout=float(timeout) if timeout is not None else None,
                 timeouts={str(k): float(v) for k, v in dict(limits.get("timeouts", {})).items()},
+                files_url=str(files_url) if files_url else None,
+                files_max_bytes=files_max_bytes,
             )
         except (TypeError, ValueError) as e:
             raise ConfigError(f"invalid setting in [limits]: {e}") from None

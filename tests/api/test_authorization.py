@@ -184,6 +184,9 @@ ROWS = [
 UNTABLED = {
     # Public by design (ragflow's webhook has its own security settings), tested in test_ragflow_webhooks.py.
     ("*", "/api/v1/agents/{agent_id}/webhook"), ("*", "/api/v1/agents/{agent_id}/webhook/test"),
+    # Needs a stored file: the session's reader only, another member 102, nobody 401, tested in
+    # test_ragflow_artifacts.py.
+    ("*", "/api/v1/documents/artifact/{filename}"),
 }
 
 

@@ -77,10 +77,16 @@ def run(
     state: Annotated[str | None, typer.Option(
         "--state", "-s", metavar="FILE", help="Session file: loaded if it exists, written after the run.")] = None,
     jsonl: Annotated[bool, typer.Option("--jsonl", help="Print every event as one JSON line, nothing else.")] = False,
+    files: Annotated[list[str] | None, typer.Option(
+        "--file", "-f", metavar="PATH", help="A file for the run (sys.files); repeat for more.")] = None,
+    out: Annotated[str | None, typer.Option(
+        "--out", "-o", metavar="DIR",
+        help="Where the files the run makes are written (default: the current directory).")] = None,
 ) -> None:
     from taskcanvas.cli.run import run_command  # the engine and its tools load only for the commands that run one
 
-    raise typer.Exit(run_command(canvas_file, query=query, inputs=inputs, state_file=state, jsonl=jsonl))
+    raise typer.Exit(run_command(canvas_file, query=query, inputs=inputs, state_file=state, jsonl=jsonl,
+                                 files=files or (), out_dir=out))
 
 
 @app.command("validate")

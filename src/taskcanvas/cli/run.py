@@ -2,8 +2,12 @@
 
 The command is a thin face over the engine: load and build the canvas, load or start the
 session, run one turn while a view shows the events, save the session. Everything that can
-be wrong with the arguments (canvas, ``--inputs``, ``--state``) is checked before the run
-starts, so a mistake costs nothing and never leaves a half-written state file.
+be wrong with the arguments (canvas, ``--inputs``, ``--state``, ``--file``) is checked before the
+run starts, so a mistake costs nothing and never leaves a half-written state file.
+
+``--file PATH`` (repeatable) stores each file in the file store and gives the run their file
+values (``sys.files``); the files the run makes (``downloads`` and ``attachment`` of its
+``message_end`` events) are written to ``--out DIR`` under their own names.
 
 Exit status (also in ``--help``): 0 the run finished or waits for input, 1 the run failed,
 2 invalid canvas or arguments, 130 interrupted with Ctrl-C (the run is cancelled cleanly
@@ -18,9 +22,11 @@ import json
 import os
 import signal
 import stat
+import sys
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +46,7 @@ from taskcanvas.cli.render import (
 from taskcanvas.components import builtin_registry
 from taskcanvas.config import Settings
 from taskcanvas.dsl.load import load_canvas_file
+from taskcanvas.files import BlobNotFound, BlobStore, FileError, FileStoreError, FileValue, store_file
 from taskcanvas.runtime.cancel import CancelToken
 from taskcanvas.runtime.canvas import Canvas
 from taskcanvas.runtime.engine import Engine, Run
@@ -61,6 +68,8 @@ class Prepared:
     state: RunState
     inputs: dict[str, Any]
     session: Session
+    files: list[FileValue] = field(default_factory=list)
+    out_dir: Path = Path(".")
 
 
 def parse_inputs(text: str | None) -> dict[str, Any]:
@@ -118,9 +127,13 @@ def save_state(path: Path, state: RunState) -> None:
         raise
 
 
-def prepare(canvas_file: str, inputs_text: str | None, state_file: str | None) -> tuple[Prepared, Engine]:
+def prepare(canvas_file: str, inputs_text: str | None, state_file: str | None, *,
+            files: Sequence[str] = (), out_dir: str | None = None) -> tuple[Prepared, Engine]:
     """Load and check everything; raise :class:`CliError` or a taskcanvas error on any problem."""
     inputs = parse_inputs(inputs_text)
+    out = Path(out_dir) if out_dir else Path(".")
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {out}: not a directory")
     dsl = load_canvas_file(canvas_file)
     canvas = Canvas.build(dsl, builtin_registry(), source=canvas_file)
     settings = Settings.load()
@@ -133,7 +146,76 @@ def prepare(canvas_file: str, inputs_text: str | None, state_file: str | None) -
         state, session = engine.new_session(), "new"
     else:
         session = "resumed" if state.waiting is not None else "continued"
-    return Prepared(canvas, state, inputs, session), engine
+    stored = asyncio.run(store_files(services["files"], files, max_bytes=settings.files_max_bytes)) if files else []
+    return Prepared(canvas, state, inputs, session, stored, out), engine
+
+
+async def store_files(store: BlobStore, paths: Sequence[str], *, max_bytes: int) -> list[FileValue]:
+    """Each ``--file`` in the file store, as the run's file values; a :class:`CliError` names a bad one."""
+    values: list[FileValue] = []
+    for path in paths:
+        try:
+            values.append(await store_file(store, path, max_bytes=max_bytes))
+        except FileError as e:
+            raise CliError(f"--file {e}") from None
+        except FileStoreError as e:
+            raise CliError(f"--file {path}: {e}") from None
+    return values
+
+
+def downloads_of(events: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """``(doc_id, file name)`` of every file the run's messages offer (``downloads``, ``attachment``)."""
+    found: list[tuple[str, str]] = []
+    for data in events:
+        offered = list(data.get("downloads") or [])
+        if isinstance(data.get("attachment"), Mapping):
+            offered.append(data["attachment"])
+        for item in offered:
+            if isinstance(item, Mapping) and isinstance(item.get("doc_id"), str):
+                name = item.get("filename") or item.get("file_name") or ""
+                if (item["doc_id"], str(name)) not in found:
+                    found.append((item["doc_id"], str(name)))
+    return found
+
+
+async def write_downloads(store: BlobStore, offered: Sequence[tuple[str, str]], out_dir: Path) -> list[Path]:
+    """Write each offered file to ``out_dir`` under its name; an existing file is never overwritten
+    (``name (1).ext`` instead). Raises :class:`CliError` for a file that cannot be fetched or written."""
+    written: list[Path] = []
+    for doc_id, name in offered:
+        try:
+            content = await store.get(doc_id)
+            if not name:
+                name = (await store.info(doc_id)).filename
+        except BlobNotFound:
+            raise CliError(f"the run offered the file {name or doc_id!r}, but the file store has no '{doc_id}'",
+                           EXIT_FAILED) from None
+        except FileStoreError as e:
+            raise CliError(f"could not fetch {name or doc_id!r}: {e}", EXIT_FAILED) from None
+        try:
+            written.append(await asyncio.to_thread(_write_new, out_dir, _safe_name(name, doc_id), content))
+        except OSError as e:
+            raise CliError(f"could not write {name!r} to {out_dir}: {describe_error(e)}", EXIT_FAILED) from None
+    return written
+
+
+def _safe_name(name: str, fallback: str) -> str:
+    base = Path(name.replace("\\", "/")).name.strip()
+    return base if base and base not in (".", "..") else fallback
+
+
+def _write_new(out_dir: Path, name: str, content: bytes) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem, suffix = os.path.splitext(name)
+    for n in range(1000):
+        target = out_dir / (name if n == 0 else f"{stem} ({n}){suffix}")
+        try:
+            with open(target, "xb") as f:
+                f.write(content)
+            return target
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"too many files named like {name} in {out_dir}")
 
 
 class _CtrlC:
@@ -178,13 +260,19 @@ class _CtrlC:
         self._restore()
 
 
-async def _consume(run: Run, view: View) -> None:
+async def _consume(run: Run, view: View, ends: list[Mapping[str, Any]]) -> None:
     async for event in run:
+        if event.get("event") == "message_end" and isinstance(event.get("data"), Mapping):
+            ends.append(event["data"])
         view.event(event)
 
 
-async def drive(engine: Engine, prepared: Prepared, *, query: str, view: View) -> tuple[RunStatus | None, float]:
+async def drive(engine: Engine, prepared: Prepared, *, query: str, view: View,
+                written: list[Path] | None = None) -> tuple[RunStatus | None, float]:
     """Run one turn, feeding ``view``; return the status and the elapsed seconds.
+
+    The files the run's messages offer are written to ``prepared.out_dir`` (their paths appended
+    to ``written``).
 
     The events are consumed in a task of their own: Ctrl-C cancels whichever task iterates the
     run (through the token), and a cancellation left pending by the engine must not interrupt
@@ -195,12 +283,14 @@ async def drive(engine: Engine, prepared: Prepared, *, query: str, view: View) -
     started = time.perf_counter()
     client = http_client(engine.services["settings"])
     engine.http = client
-    run = engine.run(prepared.state, query=query, inputs=prepared.inputs, cancel=token)
+    run = engine.run(prepared.state, query=query, inputs=prepared.inputs, files=list(prepared.files) or None,
+                     cancel=token)
+    ends: list[Mapping[str, Any]] = []
     view.start(prepared.session)
     try:
         with _CtrlC(token, view):
             try:
-                await asyncio.create_task(_consume(run, view))
+                await asyncio.create_task(_consume(run, view, ends))
             except asyncio.CancelledError:
                 if not token.cancelled:
                     raise
@@ -211,6 +301,11 @@ async def drive(engine: Engine, prepared: Prepared, *, query: str, view: View) -
         await close_services(engine.services)
     elapsed = time.perf_counter() - started
     view.summary(run.status, run.error, run.error_component, elapsed)
+    offered = downloads_of(ends)
+    if offered:  # the file store holds nothing open: it outlives close_services
+        paths = await write_downloads(engine.services["files"], offered, prepared.out_dir)
+        if written is not None:
+            written.extend(paths)
     return run.status, elapsed
 
 
@@ -223,10 +318,10 @@ def exit_code(status: RunStatus | None) -> int:
 
 
 def run_command(canvas_file: str, *, query: str, inputs: str | None, state_file: str | None,
-                jsonl: bool) -> int:
+                jsonl: bool, files: Sequence[str] = (), out_dir: str | None = None) -> int:
     """The whole ``run`` command; returns the exit status (never raises for expected problems)."""
     try:
-        prepared, engine = prepare(canvas_file, inputs, state_file)
+        prepared, engine = prepare(canvas_file, inputs, state_file, files=files, out_dir=out_dir)
     except CliError as e:
         return _fail(describe_error(e), e.exit_code)
     except Exception as e:  # DslError and anything the loaders raise: a message, never a traceback
@@ -238,14 +333,23 @@ def run_command(canvas_file: str, *, query: str, inputs: str | None, state_file:
         view = JsonlView()
     else:
         view = LiveView(Console(highlight=False, soft_wrap=True), canvas_file=canvas_file, state_file=state_file)
+    written: list[Path] = []
     try:
-        status, _ = asyncio.run(drive(engine, prepared, query=query, view=view))
+        status, _ = asyncio.run(drive(engine, prepared, query=query, view=view, written=written))
+    except CliError as e:  # an offered file that could not be written; the session is still saved
+        print_error(describe_error(e))
+        status = RunStatus.FAILED
     except KeyboardInterrupt:
         return _fail("aborted; the session was not saved", EXIT_INTERRUPTED)
     except Exception as e:  # a bug below the engine's own error handling
         if os.environ.get("TASKCANVAS_DEBUG"):
             raise
         return _fail(f"the run crashed: {describe_error(e)}", EXIT_FAILED)
+    # Paths for people on stdout; with --jsonl stdout carries events only, so they go to stderr.
+    listing = sys.stderr if jsonl else sys.stdout
+    for path in written:
+        listing.write(f"wrote {path}\n")
+    listing.flush()
 
     if state_file:
         try:

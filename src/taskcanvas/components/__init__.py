@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from taskcanvas.components.agent import Agent
 from taskcanvas.components.begin import Begin
+from taskcanvas.components.browser import Browser
 from taskcanvas.components.categorize import Categorize
 from taskcanvas.components.data_operations import DataOperations
+from taskcanvas.components.doc_generator import DocGenerator, DocsGenerator
+from taskcanvas.components.excel_processor import ExcelProcessor
 from taskcanvas.components.exit_loop import ExitLoop
 from taskcanvas.components.fillup import UserFillUp
 from taskcanvas.components.invoke import Invoke
@@ -53,20 +56,19 @@ BUILTIN_COMPONENTS: tuple[type[Component], ...] = (
     Begin, UserFillUp, Message, Switch,
     Iteration, IterationItem, Loop, LoopItem, ExitLoop,
     DataOperations, ListOperations, StringTransform, VariableAggregator, VariableAssigner,
-    Invoke,
+    Invoke, ExcelProcessor, DocGenerator, DocsGenerator,
     LLM, Agent, Categorize,
+    Browser,
     Retrieval, TavilySearch, TavilyExtract, DuckDuckGo, Wikipedia, ArXiv, PubMed, Google, GoogleScholar, SearXNG,
     GitHub, CodeExec, ExeSQL, Email, Crawler, DeepL, QWeather, YahooFinance, TuShare, Jin10,
 )
 
 _NOT_YET = "is not available: taskcanvas does not implement this tool yet"
-_DOCUMENTS = "is not available yet: document, spreadsheet and browser components come later"
 _LEGACY = "is a ragflow v1 type that ragflow itself no longer loads; re-save the canvas in ragflow's current editor"
 
 UNAVAILABLE: dict[str, str] = {
     **{name: _NOT_YET for name in ("KeenableSearch", "QueritSearch", "QueritContents", "BGPT", "Bing")},
     **china_market.UNAVAILABLE,
-    **{name: _DOCUMENTS for name in ("DocGenerator", "DocsGenerator", "ExcelProcessor", "Browser")},
     **{name: _LEGACY for name in ("Answer", "Generate", "Relevant", "RewriteQuestion", "KeywordExtract",
                                   "Baidu", "BaiduFanyi", "Concentrator")},
 }

@@ -1,11 +1,11 @@
-"""Begin: where every run starts; takes the run's inputs or the query (spec §4.1)."""
+"""Begin: where every run starts; takes the run's inputs or the query (spec §4.1), file fields read."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from taskcanvas.components.fillup import UserFillUp, UserFillUpParams, resolve_field_value
+from taskcanvas.components.fillup import UserFillUp, UserFillUpParams, resolve_input
 from taskcanvas.runtime.component import RunContext
 from taskcanvas.runtime.state import RunState
 
@@ -42,8 +42,9 @@ class Begin(UserFillUp):
 
     async def invoke(self, ctx: RunContext) -> None:
         inputs = self.merge_inputs(ctx)
+        layout_recognize = getattr(self.params, "layout_recognize", None) or None
         # Begin never clears its form: an empty turn keeps the values it has.
         for name, value in inputs.items():
-            resolved = resolve_field_value(value)
+            resolved = await resolve_input(ctx, value, layout_recognize)
             ctx.state.set_output(self.id, name, resolved)
             ctx.state.set_input(self.id, name, resolved)

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from taskcanvas.files import reader_of
 from taskcanvas.runtime.component import Component, ComponentParams, RunContext
 from taskcanvas.runtime.refs import VARIABLE_REF
 from taskcanvas.runtime.state import RunState
@@ -33,8 +34,28 @@ def _tip_text(value: Any) -> str:
         return ""
 
 
+def is_file_field(value: Any) -> bool:
+    return isinstance(value, Mapping) and "file" in str(value.get("type", "")).lower()
+
+
+async def resolve_input(ctx: RunContext, value: Any, layout_recognize: str | None) -> Any:
+    """A submitted form value as components see it (ragflow's ``_resolve_input_value``).
+
+    A file field's files are read through the run's file reader (``FileService.get_files``):
+    images as ``data:`` URLs, documents as their text. A file that cannot be read raises
+    :class:`~taskcanvas.files.FileError` naming it, which fails the component.
+    """
+    resolved = resolve_field_value(value)
+    if not is_file_field(value) or resolved is None:
+        return resolved
+    reader = reader_of(ctx.services)
+    if reader is None:  # an engine without a file store: the values stay as they came
+        return resolved
+    return await reader.read(resolved, layout_recognize)
+
+
 def resolve_field_value(value: Any) -> Any:
-    """A submitted form value as the canvas sees it (objects decoded, file lists kept)."""
+    """A submitted form value without reading files (objects decoded, file lists kept as lists)."""
     if isinstance(value, Mapping):
         if "file" in str(value.get("type", "")).lower():
             if value.get("optional") and value.get("value") is None:
@@ -90,13 +111,15 @@ class UserFillUp(Component):
                 ref = m.group(1)
                 content = content.replace("{" + ref + "}", _tip_text(state.get_variable_value(ref)))
             state.set_output(self.id, "tips", content)
-        self._take_inputs(state, self.merge_inputs(ctx))
+        await self._take_inputs(ctx, self.merge_inputs(ctx))
 
-    def _take_inputs(self, state: RunState, inputs: Mapping[str, Any]) -> None:
+    async def _take_inputs(self, ctx: RunContext, inputs: Mapping[str, Any]) -> None:
+        state = ctx.state
         if not inputs:
             self._clear_form_values(state)
+        layout_recognize = getattr(self.params, "layout_recognize", None) or None
         for name, value in inputs.items():
-            resolved = resolve_field_value(value)
+            resolved = await resolve_input(ctx, value, layout_recognize)
             state.set_output(self.id, name, resolved)
             state.set_input(self.id, name, resolved)
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["Blob", "BlobNotFound", "BlobStore", "LocalBlobStore"]
+__all__ = ["Blob", "BlobNotFound", "BlobStore", "LocalBlobStore", "guess_mime_type", "valid_blob_id"]
 
 _ID = re.compile(r"[0-9a-f]{32}")
 
@@ -61,11 +61,19 @@ def guess_mime_type(filename: str) -> str:
     return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
+def valid_blob_id(blob_id: object) -> bool:
+    """Whether ``blob_id`` has the shape of an id a store hands out (so it can name no path or key)."""
+    return isinstance(blob_id, str) and _ID.fullmatch(blob_id) is not None
+
+
 class LocalBlobStore:
     """Blobs as files under one directory: ``<id[:2]>/<id>`` and its ``<id>.json`` description."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"LocalBlobStore({str(self.root)!r})"
 
     async def put(self, content: bytes, *, filename: str, mime_type: str | None = None) -> Blob:
         blob = Blob(uuid.uuid4().hex, filename, mime_type or guess_mime_type(filename), len(content))
@@ -88,12 +96,14 @@ class LocalBlobStore:
         return Blob(**described)
 
     async def delete(self, blob_id: str) -> None:
+        if not valid_blob_id(blob_id):
+            return  # never handed out, so not there
         path = self._path(blob_id)
         for file in (path, path.with_suffix(".json")):
             await asyncio.to_thread(file.unlink, missing_ok=True)
 
     def _path(self, blob_id: str) -> Path:
-        if not isinstance(blob_id, str) or not _ID.fullmatch(blob_id):
+        if not valid_blob_id(blob_id):
             raise BlobNotFound(str(blob_id))
         return self.root / blob_id[:2] / blob_id
 

@@ -165,6 +165,10 @@ class Run:
                 return
             idx, scan, announced = int(turn.get("done", 0)), bool(turn.get("scan", True)), int(turn.get("started", 0))
         else:
+            if self.files and not await self._read_files():
+                yield self._finished_event(started)
+                await self._snapshot()
+                return
             resume = self._begin_turn()
             scan = not resume  # ragflow: no waiting for upstreams in a resumed run (spec §3.2)
             idx = announced = 0
@@ -236,6 +240,25 @@ class Run:
                 self._fail("the run reached no component")
             yield self._finished_event(started)
         await self._snapshot()
+
+    async def _read_files(self) -> bool:
+        """Turn the run's file values into what ``sys.files`` holds (spec §3.1: ragflow's ``get_files``).
+
+        The reader is ``services["file_reader"]`` (images become ``data:`` URLs, documents their
+        text); without one the values are kept as given. A file that cannot be read fails the run
+        before it starts, naming the file; the session is left as it was.
+        """
+        reader = self.engine.services.get("file_reader")
+        if reader is None:
+            return True
+        layout = next((getattr(c.params, "layout_recognize", None) for c in self.canvas.components.values()
+                       if c.component_name == "Begin"), None)
+        try:
+            self.files = list(await reader.read(self.files, layout or None))
+        except Exception as e:
+            self._fail(f"the run's files cannot be read: {e}")
+            return False
+        return True
 
     def _begin_turn(self) -> bool:
         """Set the globals for a new turn; return whether it resumes a session waiting for input."""

@@ -13,7 +13,7 @@ ragflow's ``agent/tools/code_exec.py`` with its result contract:
 - ``actual_type``, ``raw_result`` and ``content`` (the value as canonical text) are always set;
 - a script that only wrote to stderr failed: ``_ERROR`` is its stderr; otherwise stderr is a
   warning;
-- files left in ``artifacts/`` are stored (``ctx.services["artifacts"]``, an
+- files left in ``artifacts/`` are stored in the run's blob store (``ctx.services["artifacts"]``, an
   :class:`~taskcanvas.tools.sandbox.ArtifactStore`) and listed in ``_ARTIFACTS`` (name, url,
   mime_type, size), ``attachments`` (markdown) and ``_ATTACHMENT_CONTENT`` (their text, also
   appended to ``content``).
@@ -41,6 +41,7 @@ from typing import Any, ClassVar
 
 from pydantic import field_validator
 
+from taskcanvas.files import FileStoreError
 from taskcanvas.runtime.component import RunContext
 from taskcanvas.runtime.state import RunState, jsonable
 from taskcanvas.runtime.stream import TextStream
@@ -428,16 +429,18 @@ class CodeExec(Tool):
 
     async def _store_artifacts(self, ctx: RunContext, artifacts: list[Artifact]) -> list[dict[str, Any]]:
         store = ctx.services.get("artifacts")
+        if not isinstance(store, ArtifactStore) and ctx.services.get("files") is not None:
+            store = ArtifactStore(ctx.services["files"])  # the run's blob store keeps them
         if not isinstance(store, ArtifactStore):
-            _log.warning("CodeExec %s: the script made %d artifact(s) but no artifact store is configured "
-                         "(services['artifacts']); they are not kept", self.id, len(artifacts))
+            _log.warning("CodeExec %s: the script made %d artifact(s) but no file store is configured "
+                         "(services['files']); they are not kept", self.id, len(artifacts))
             return []
         session = str(getattr(ctx, "task_id", None) or "")
         stored: list[dict[str, Any]] = []
         for art in artifacts:
             try:
-                name = await store.put(art.name, art.content)
-            except OSError as e:
+                name = await store.put(art.name, art.content, mime_type=art.mime_type or None)
+            except (OSError, FileStoreError) as e:
                 _log.warning("CodeExec %s: could not store artifact %s: %s", self.id, art.name, e)
                 continue
             stored.append({"name": art.name, "url": artifact_url(name, session), "mime_type": art.mime_type,

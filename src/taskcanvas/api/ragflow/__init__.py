@@ -1,4 +1,4 @@
-"""ragflow's agent HTTP API on ``/api/v1``: agents, sessions, completions, webhooks, accounts.
+"""ragflow's agent HTTP API on ``/api/v1``: agents, sessions, completions, webhooks, accounts, artifacts.
 
 Every answer uses ragflow's envelope (``{"code", "message", "data"}``, HTTP 200 except 401,
 unknown routes and webhooks) and ragflow's messages; ids are 32 hex digits, times milliseconds.
@@ -8,10 +8,10 @@ The routers are included in an order that lets fixed paths (``/agents/chat/compl
 
 from fastapi import APIRouter
 
-from taskcanvas.api.ragflow import accounts, agents, completions, dbcheck, sessions, webhooks
+from taskcanvas.api.ragflow import accounts, agents, completions, dbcheck, documents, sessions, webhooks
 
 router = APIRouter()
-for _part in (completions, dbcheck, agents, sessions, webhooks, accounts):
+for _part in (completions, dbcheck, agents, sessions, webhooks, accounts, documents):
     router.include_router(_part.router)
 
 __all__ = ["router"]
