@@ -296,13 +296,15 @@ async def _events(services: Services, principal: Principal, view: TaskView, star
         return
     session_id = view.session.id
     run_number, seq = start
+    current: TaskView | None = view  # read just now by the route: the first look needs no second read
     while True:
         # Listen for new runs before looking, so one starting meanwhile is not missed.
         waiter = asyncio.ensure_future(services.hub.wait_session(session_id, SESSION_POLL_SECONDS)) if live else None
         try:
             try:
-                current = await services.tasks.get_by_id(principal, view.task.id)
+                current = current or await services.tasks.get_by_id(principal, view.task.id)
                 runs = await services.tasks.runs(principal, current)
+                current = None
             except NotFound:
                 return  # deleted (or no longer visible): the stream ends
             for run in runs:

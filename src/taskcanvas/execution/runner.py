@@ -230,10 +230,13 @@ class Executor:
             if run is None or (run.status not in ACTIVE_STATUSES and run.status != PAUSED):
                 return
             session = await SessionRepository(s).get(run.session_id)
+            version_id = session.agent_version_id if session is not None else None
+            # A version never changes: once its canvas is built, its row is not read again.
+            canvas = self._canvases.get(version_id) if version_id is not None else None
             version = None
-            if session is not None and session.agent_version_id is not None:
-                version = await AgentRepository(s).get_version(session.agent_version_id)
-            if session is None or version is None:
+            if canvas is None and version_id is not None:
+                version = await AgentRepository(s).get_version(version_id)
+            if session is None or (canvas is None and version is None):
                 restored, task_state, chosen = None, None, None
             else:
                 restored = await restore_in(s, session.id)
@@ -241,11 +244,13 @@ class Executor:
                 task_state = latest.state if latest is not None else None
                 chosen = await SettingRepository(s).get(default_models_key(session.user_id), {}) \
                     if session.user_id is not None else None
-        if session is None or version is None:
+        if session is None or (canvas is None and version is None):
             await self._finish_without_engine(run, session, "the agent version this run needs is gone")
             return
         try:
-            canvas = self._canvas(version.id, version.dsl)
+            if canvas is None:
+                assert version is not None
+                canvas = self._canvas(version.id, version.dsl)
             canvas.check_services(self.services)
         except TaskcanvasError as e:
             await self._finish_without_engine(run, session, str(e))

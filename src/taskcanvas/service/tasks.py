@@ -158,7 +158,7 @@ class Tasks:
     # ------------------------------------------------------------------ reading
     async def resolve_user(self, principal: Principal, ref: str) -> User:
         """``me``, a user id or a username; 404 for anyone the caller may not see."""
-        async with self.database.session() as s:
+        async with self.database.reading() as s:
             users = UserRepository(s)
             if ref == "me":
                 user = await users.get(principal.user_id)
@@ -203,14 +203,14 @@ class Tasks:
             raise Invalid('"task" must be provided.', field="task")
         task: Task | None = None
         task_id = parse_uuid(ident)
-        async with self.database.session() as s:
+        async with self.database.reading() as s:
             if task_id is not None:
                 task = await TaskRepository(s).get(task_id)
                 if task is not None and task.deleted_at is not None:
                     task = None
         if task is None:
             owner = await self.resolve_user(principal, owner_ref)
-            async with self.database.session() as s:
+            async with self.database.reading() as s:
                 task = await s.scalar(select(Task).where(
                     Task.owner_id == owner.id, func.lower(Task.name) == ident.lower(), Task.deleted_at.is_(None)))
         if task is None:
@@ -249,7 +249,7 @@ class Tasks:
         require(principal, Action.READ, resource(view.task))
         if view.session is None:
             return []
-        async with self.database.session() as s:
+        async with self.database.reading() as s:
             return await RunRepository(s).for_session(view.session.id)
 
     async def prompts(self, principal: Principal, run_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:

@@ -188,31 +188,12 @@ class _SqliteJournal:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA foreign_keys=ON")
         connection.execute(f"PRAGMA synchronous={self._synchronous}")
-        # No busy handler: SQLite's sleeps 1, 2, 5, 10... ms while another connection of this
-        # process (a request's ORM transaction) holds the write lock; _begin waits in steps of
-        # a tenth of a millisecond instead, since such transactions last about that long.
+        # No busy handler (it sleeps 1, 2, 5, 10... ms): the writers of this process take turns
+        # (the mutex), and another process's write is waited for in steps of 0.1 to 2 ms.
         connection.execute("PRAGMA busy_timeout=0")
         return connection
 
-    @staticmethod
-    def _begin(connection: sqlite3.Connection) -> None:
-        deadline = time.monotonic() + _LOCK_WAIT_SECONDS
-        pause = 0.0001
-        while True:
-            try:
-                connection.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as e:
-                if "locked" not in str(e) or time.monotonic() > deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 1.5, 0.002)
-
     def _commit(self, connection: sqlite3.Connection, batch: list[_Job]) -> None:
-        with self._mutex:
-            self._commit_batch(connection, batch)
-
-    def _commit_batch(self, connection: sqlite3.Connection, batch: list[_Job]) -> None:
         try:
             self._transaction(connection, [job.entry for job in batch])
         except sqlite3.Error as e:
@@ -231,6 +212,8 @@ class _SqliteJournal:
             _settle(job, None)
 
     def _transaction(self, connection: sqlite3.Connection, entries: list[Entry]) -> None:
+        # Parameters are converted (JSON encoded) before the write turn is taken: it is held
+        # for the statements and the commit only.
         grouped: dict[_Statement, list[tuple[Any, ...]]] = {}
         for entry in entries:
             for table, row in entry.inserts:
@@ -241,16 +224,29 @@ class _SqliteJournal:
             for table, key, values in entry.updates:
                 statement = self._statement(table, tuple(values), update=True)
                 updates.append((statement, statement.row((*values.values(), key))))
-        self._begin(connection)
-        try:
-            for statement, rows in grouped.items():
-                connection.executemany(statement.sql, rows)
-            for statement, values_and_key in updates:
-                connection.execute(statement.sql, values_and_key)
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+        deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+        pause = 0.0001
+        while True:
+            with self._mutex:
+                try:
+                    connection.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as e:
+                    # Another process writes: wait outside the turn, so this one's writers go on.
+                    if "locked" not in str(e) or time.monotonic() > deadline:
+                        raise
+                else:
+                    try:
+                        for statement, rows in grouped.items():
+                            connection.executemany(statement.sql, rows)
+                        for statement, values_and_key in updates:
+                            connection.execute(statement.sql, values_and_key)
+                        connection.execute("COMMIT")
+                    except BaseException:
+                        connection.execute("ROLLBACK")
+                        raise
+                    return
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.002)
 
     def _statement(self, table: Table, columns: tuple[str, ...], *, update: bool) -> _Statement:
         key = (table.name, columns, update)
