@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import defer
 
 from taskcanvas.execution import PAUSED, QUEUED, RUNNING, Executor
 from taskcanvas.service import audit, naming
@@ -304,8 +305,8 @@ class Tasks:
         owner = await self.resolve_user(principal, owner_ref)
         async with self.database.reading() as s:
             agents = AgentRepository(s)
-            version = await agents.get_version(version_id) if version_id is not None else None
-            agent = await agents.get(version.agent_id) if version is not None else None
+            version = await s.get(AgentVersion, version_id, options=[_NO_DSL[1]]) if version_id is not None else None
+            agent = await s.get(Agent, version.agent_id, options=[_NO_DSL[0]]) if version is not None else None
             preset = await agents.get_preset(preset_id) if preset_id is not None else None
             org = None
             if agent is not None:
@@ -481,8 +482,9 @@ class Tasks:
             users = {u.id: u for u in await s.scalars(select(User).where(User.id.in_({t.owner_id for t in tasks})))}
             orgs = {o.id: o for o in await s.scalars(select(Organization).where(
                 Organization.id.in_({t.organization_id for t in tasks if t.organization_id})))}
-            agents = {a.id: a for a in await s.scalars(select(Agent).where(Agent.id.in_({t.agent_id for t in tasks})))}
-            versions = {v.id: v for v in await s.scalars(select(AgentVersion).where(
+            agents = {a.id: a for a in await s.scalars(select(Agent).options(_NO_DSL[0]).where(
+                Agent.id.in_({t.agent_id for t in tasks})))}
+            versions = {v.id: v for v in await s.scalars(select(AgentVersion).options(_NO_DSL[1]).where(
                 AgentVersion.id.in_({t.agent_version_id for t in tasks})))}
             sessions = {x.task_id: x for x in await s.scalars(select(Session).where(Session.task_id.in_(ids)))}
             latest_numbers = select(Run.task_id, func.max(Run.number).label("n")).where(
@@ -506,6 +508,11 @@ class Tasks:
                                   latest_run=run, status=status,
                                   current_state=derive_state(status, states.get(task.id), run)))
         return views
+
+
+_NO_DSL = (defer(Agent.dsl, raiseload=True), defer(AgentVersion.dsl, raiseload=True))
+"""A task's view shows its agent's names, never the canvas: decoding a large DSL for every task
+read (each poll of a task's status) would cost more than the rest of the read."""
 
 
 class _NotReady(ServiceError):

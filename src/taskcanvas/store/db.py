@@ -14,9 +14,7 @@ the database without its password, so no face ever prints a DSN secret or a trac
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,7 @@ from sqlalchemy.util import await_
 from taskcanvas.config import ConfigError, Settings
 from taskcanvas.store._translate import translate_error
 from taskcanvas.store.errors import UnsupportedDatabase
-from taskcanvas.store.journal import SYNCHRONOUS_MODES, Journal, open_journal
+from taskcanvas.store.journal import SYNCHRONOUS_MODES, Journal, WriteTurn, open_journal
 
 SQLITE_FILE = "taskcanvas.db"
 URL_VARIABLE = "TASKCANVAS_DATABASE_URL"
@@ -99,7 +97,7 @@ class Database:
             options.update(pool_pre_ping=True, connect_args={"timeout": _PG_CONNECT_TIMEOUT})
         options.update(engine_options or {})
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
-        self._turn = _WriteTurn()
+        self._turn = WriteTurn()
         if self.backend == "sqlite":
             _set_up_sqlite(self.engine, Path(str(self.url.database)), synchronous)
             _take_turns_to_write(self.engine, self._turn)
@@ -116,8 +114,8 @@ class Database:
         """Where runs' checkpoints and events are written, grouped into shared commits."""
         if self._journal is None:
             path = str(self.url.database) if self.backend == "sqlite" else None
-            self._journal = open_journal(self.engine, self.display_url, sqlite_path=path,
-                                         synchronous=self.synchronous, mutex=self._turn.mutex)
+            self._journal = open_journal(self.engine, self.display_url, self._turn, sqlite_path=path,
+                                         synchronous=self.synchronous)
         return self._journal
 
     @property
@@ -234,40 +232,7 @@ class _Unit:
     writes = False
 
 
-class _WriteTurn:
-    """On SQLite, the units of this process that write do so one at a time.
-
-    SQLite has one write lock per file, and a connection waiting for it sleeps 1, 2, 5, 10... ms
-    between tries. Writers of this process queue here instead: a unit takes the turn at its first
-    INSERT, UPDATE or DELETE and gives it back when it ends; the journal's thread holds
-    :attr:`mutex` for each of its commits. Reading never waits (WAL).
-    """
-
-    def __init__(self) -> None:
-        self.mutex = threading.Lock()
-        self._lock = asyncio.Lock()
-        self._owner: asyncio.Task[Any] | None = None
-        self._depth = 0
-
-    async def acquire(self) -> None:
-        task = asyncio.current_task()
-        if task is not None and self._owner is task:  # a unit inside a unit of the same task
-            self._depth += 1
-            return
-        await self._lock.acquire()
-        # Blocks the loop at most for one journal commit (a fraction of a millisecond).
-        self.mutex.acquire()
-        self._owner, self._depth = task, 1
-
-    def release(self) -> None:
-        self._depth -= 1
-        if self._depth == 0:
-            self._owner = None
-            self.mutex.release()
-            self._lock.release()
-
-
-def _take_turns_to_write(engine: AsyncEngine, turn: _WriteTurn) -> None:
+def _take_turns_to_write(engine: AsyncEngine, turn: WriteTurn) -> None:
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
     def _first_write(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
         unit = connection.info.get(_UNIT)

@@ -3,15 +3,16 @@
 Every finished component stores an :class:`Entry` — its checkpoint delta (or a snapshot), the
 events emitted up to it, the run's new event count — and waits until it is committed before the
 next component starts (docs/durability.md); a run's start and end are entries too. Doing that
-through the ORM cost ~5 ms a component; the journal cuts it to about one commit:
+through the ORM cost ~4 ms a component; the journal cuts it to about one commit:
 
-- entries waiting when a commit starts go into the same transaction (group commit), so many
-  runs in flight share the disk's flushes; an entry is still all-or-nothing: when a shared
-  transaction fails, its entries are retried one by one and only the faulty one fails;
-- on SQLite one thread owns a connection of its own and writes with prepared statements, values
-  converted by the models' own column types, so readers through the ORM see the same rows; one
-  hand-off to that thread and one back per commit, not one per statement;
-- on PostgreSQL an asyncio task writes each batch with SQLAlchemy Core ``executemany``.
+- one asyncio task drains what is waiting into one transaction (group commit), so runs in flight
+  share the disk's flushes; an entry is still all-or-nothing: when a shared transaction fails,
+  its entries are retried one by one and only the faulty one fails;
+- on SQLite it writes on the event loop's thread with a connection of its own and prepared
+  statements, values converted by the models' own column types (so readers through the ORM see
+  the same rows). A small commit costs tens of microseconds; handing it to a thread and back
+  cost ten times that. It writes in its turn (:class:`WriteTurn`), as every writer of the process;
+- on PostgreSQL it writes each batch with SQLAlchemy Core ``executemany``.
 
 ``synchronous`` (``TASKCANVAS_SQLITE_SYNCHRONOUS``, SQLite only) is what a commit survives:
 ``NORMAL`` (the default) a process crash, ``FULL`` a power loss too.
@@ -20,11 +21,7 @@ through the ORM cost ~5 ms a component; the journal cuts it to about one commit:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import queue
 import sqlite3
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,13 +36,11 @@ from taskcanvas.store._translate import translate_error
 from taskcanvas.store.errors import StoreError
 from taskcanvas.store.models.base import Base
 
-__all__ = ["SYNCHRONOUS_MODES", "Entry", "Journal", "open_journal"]
-
-_log = logging.getLogger(__name__)
+__all__ = ["SYNCHRONOUS_MODES", "Entry", "Journal", "WriteTurn", "open_journal"]
 
 SYNCHRONOUS_MODES = ("NORMAL", "FULL")
 _LOCK_WAIT_SECONDS = 5.0
-"""As long as the ORM's connections wait for the write lock (their busy_timeout)."""
+"""As long as the ORM's connections wait for another process's write lock (their busy_timeout)."""
 
 
 @dataclass
@@ -79,16 +74,111 @@ class Journal(Protocol):
         ...
 
     async def close(self) -> None:
-        """Write what is queued, then stop."""
+        """Write what is waiting, then stop."""
         ...
 
 
-def open_journal(engine: AsyncEngine, url: str, *, sqlite_path: str | None = None, synchronous: str = "NORMAL",
-                 mutex: threading.Lock | None = None) -> Journal:
-    """``mutex``: held by the SQLite writer for each commit, and by the process's other writers."""
+class WriteTurn:
+    """On SQLite, the units of this process that write do so one at a time.
+
+    SQLite has one write lock per file, and a connection waiting for it sleeps 1, 2, 5, 10... ms
+    between tries. Writers of this process queue here instead: an ORM unit takes the turn at its
+    first INSERT, UPDATE or DELETE and gives it back when it ends; the journal takes it for each
+    commit. A task that holds the turn may take it again (a unit inside a unit). Reading never
+    waits (WAL).
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+        self._depth = 0
+
+    async def acquire(self) -> None:
+        task = asyncio.current_task()
+        if task is not None and self._owner is task:
+            self._depth += 1
+            return
+        await self._lock.acquire()
+        self._owner, self._depth = task, 1
+
+    def release(self) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+            self._lock.release()
+
+
+def open_journal(engine: AsyncEngine, url: str, turn: WriteTurn, *, sqlite_path: str | None = None,
+                 synchronous: str = "NORMAL") -> Journal:
     if sqlite_path is not None:
-        return _SqliteJournal(sqlite_path, engine.dialect, url, synchronous, mutex or threading.Lock())
-    return _CoreJournal(engine, url)
+        return _SqliteJournal(url, turn, sqlite_path, engine.dialect, synchronous)
+    return _CoreJournal(url, engine)
+
+
+class _Drain:
+    """Entries wait in a list; one task commits all that are waiting, then what came meanwhile."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._pending: list[tuple[Entry, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def write(self, entry: Entry) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((entry, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain(), name="taskcanvas-journal")
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The writer is cancelled while its entry is written: it learns the outcome first,
+            # so what it reads next is what the store holds.
+            await asyncio.wait([future])
+            raise
+
+    async def close(self) -> None:
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await self._transaction([entry for entry, _ in batch])
+            except Exception as e:
+                if len(batch) == 1:
+                    _resolve(batch[0][1], self._error(e))
+                    continue
+                for entry, future in batch:  # find the entry that fails; the others are stored
+                    try:
+                        await self._transaction([entry])
+                    except Exception as alone:
+                        _resolve(future, self._error(alone))
+                    else:
+                        _resolve(future, None)
+                continue
+            for _, future in batch:
+                _resolve(future, None)
+
+    async def _transaction(self, entries: list[Entry]) -> None:
+        raise NotImplementedError
+
+    def _error(self, e: BaseException) -> BaseException:
+        if isinstance(e, StoreError):
+            return e
+        if isinstance(e, sqlite3.Error):
+            e = DBAPIError.instance("journal write", None, e, sqlite3.Error)
+        return translate_error(e, self._url) or StoreError(f"writing checkpoints to {self._url} failed: {e}")
+
+
+def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 # ---------------------------------------------------------------------------- SQLite
@@ -109,111 +199,23 @@ class _Statement:
         return tuple(value if fn is None else fn(value) for fn, value in zip(self._convert, values, strict=True))
 
 
-@dataclass
-class _Job:
-    entry: Entry
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[None]
-
-
-class _SqliteJournal:
-    def __init__(self, path: str, dialect: Dialect, url: str, synchronous: str, mutex: threading.Lock) -> None:
+class _SqliteJournal(_Drain):
+    def __init__(self, url: str, turn: WriteTurn, path: str, dialect: Dialect, synchronous: str) -> None:
+        super().__init__(url)
+        self._turn = turn
         self._path = path
-        self._mutex = mutex
-        self._url = url
-        self._synchronous = synchronous
         self._dialect = dialect
+        self._synchronous = synchronous
         self._statements: dict[tuple[str, tuple[str, ...], bool], _Statement] = {}
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    async def write(self, entry: Entry) -> None:
-        loop = asyncio.get_running_loop()
-        job = _Job(entry, loop, loop.create_future())
-        self._ensure_thread()
-        self._queue.put(job)
-        await _outcome(job.future)
+        self._connection: sqlite3.Connection | None = None
 
     async def close(self) -> None:
-        thread = self._thread
-        if thread is None:
-            return
-        self._queue.put(None)
-        await asyncio.to_thread(thread.join)
-        self._thread = None
+        await super().close()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
-    def _ensure_thread(self) -> None:
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._serve, name="taskcanvas-journal", daemon=True)
-                    self._thread.start()
-
-    # -------------------------------------------------------------- the writer thread
-    def _serve(self) -> None:
-        connection: sqlite3.Connection | None = None
-        while True:
-            job = self._queue.get()
-            if job is None:
-                break
-            batch = [job]
-            stop = False
-            while True:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            try:
-                if connection is None:
-                    connection = self._connect()
-                self._commit(connection, batch)
-            except BaseException as e:  # the connection itself failed: every waiter learns why
-                for waiting in batch:
-                    _settle(waiting, self._error(e))
-                if connection is not None:
-                    connection.close()
-                    connection = None
-            if stop:
-                break
-        if connection is not None:
-            connection.close()
-
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA foreign_keys=ON")
-        connection.execute(f"PRAGMA synchronous={self._synchronous}")
-        # No busy handler (it sleeps 1, 2, 5, 10... ms): the writers of this process take turns
-        # (the mutex), and another process's write is waited for in steps of 0.1 to 2 ms.
-        connection.execute("PRAGMA busy_timeout=0")
-        return connection
-
-    def _commit(self, connection: sqlite3.Connection, batch: list[_Job]) -> None:
-        try:
-            self._transaction(connection, [job.entry for job in batch])
-        except sqlite3.Error as e:
-            if len(batch) == 1:
-                _settle(batch[0], self._error(e))
-                return
-            for job in batch:  # find the entry that fails; the others are stored
-                try:
-                    self._transaction(connection, [job.entry])
-                except sqlite3.Error as alone:
-                    _settle(job, self._error(alone))
-                else:
-                    _settle(job, None)
-            return
-        for job in batch:
-            _settle(job, None)
-
-    def _transaction(self, connection: sqlite3.Connection, entries: list[Entry]) -> None:
-        # Parameters are converted (JSON encoded) before the write turn is taken: it is held
-        # for the statements and the commit only.
+    async def _transaction(self, entries: list[Entry]) -> None:
         grouped: dict[_Statement, list[tuple[Any, ...]]] = {}
         for entry in entries:
             for table, row in entry.inserts:
@@ -224,10 +226,12 @@ class _SqliteJournal:
             for table, key, values in entry.updates:
                 statement = self._statement(table, tuple(values), update=True)
                 updates.append((statement, statement.row((*values.values(), key))))
+        connection = self._connection or self._connect()
         deadline = time.monotonic() + _LOCK_WAIT_SECONDS
-        pause = 0.0001
+        pause = 0.0005
         while True:
-            with self._mutex:
+            await self._turn.acquire()
+            try:
                 try:
                     connection.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError as e:
@@ -245,8 +249,21 @@ class _SqliteJournal:
                         connection.execute("ROLLBACK")
                         raise
                     return
-            time.sleep(pause)
-            pause = min(pause * 1.5, 0.002)
+            finally:
+                self._turn.release()
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.01)
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute(f"PRAGMA synchronous={self._synchronous}")
+        # No busy handler (it would sleep on the event loop): this process's writers take turns,
+        # and another process's write is waited for asynchronously.
+        connection.execute("PRAGMA busy_timeout=0")
+        self._connection = connection
+        return connection
 
     def _statement(self, table: Table, columns: tuple[str, ...], *, update: bool) -> _Statement:
         key = (table.name, columns, update)
@@ -255,82 +272,12 @@ class _SqliteJournal:
             statement = self._statements[key] = _Statement(table, columns, self._dialect, update=update)
         return statement
 
-    def _error(self, e: BaseException) -> BaseException:
-        if isinstance(e, sqlite3.Error):
-            wrapped = DBAPIError.instance("journal write", None, e, sqlite3.Error)
-            translated = translate_error(wrapped, self._url)
-            return translated or StoreError(f"writing checkpoints to {self._url} failed: {e}")
-        return e
-
-
-async def _outcome(future: asyncio.Future[None]) -> None:
-    """Wait for a write; a writer cancelled meanwhile still waits for it to land (or not), so what
-    it reads next is what the store holds, then is cancelled."""
-    try:
-        await asyncio.shield(future)
-    except asyncio.CancelledError:
-        await asyncio.wait([future])
-        raise
-
-
-def _settle(job: _Job, error: BaseException | None) -> None:
-    def settle() -> None:
-        if job.future.done():  # the writer was cancelled: the entry is stored (or not) all the same
-            return
-        if error is None:
-            job.future.set_result(None)
-        else:
-            job.future.set_exception(error)
-
-    with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-        job.loop.call_soon_threadsafe(settle)
-
 
 # ---------------------------------------------------------------------------- PostgreSQL
-class _CoreJournal:
-    """Batches written by one asyncio task with SQLAlchemy Core (asyncpg's executemany)."""
-
-    def __init__(self, engine: AsyncEngine, url: str) -> None:
+class _CoreJournal(_Drain):
+    def __init__(self, url: str, engine: AsyncEngine) -> None:
+        super().__init__(url)
         self._engine = engine
-        self._url = url
-        self._pending: list[tuple[Entry, asyncio.Future[None]]] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def write(self, entry: Entry) -> None:
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append((entry, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain(), name="taskcanvas-journal")
-        await _outcome(future)
-
-    async def close(self) -> None:
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _drain(self) -> None:
-        # What arrives while a batch commits waits for the next one: one transaction for all of it.
-        while self._pending:
-            batch, self._pending = self._pending, []
-            await self._commit(batch)
-
-    async def _commit(self, batch: list[tuple[Entry, asyncio.Future[None]]]) -> None:
-        try:
-            await self._transaction([entry for entry, _ in batch])
-        except Exception as e:
-            if len(batch) == 1:
-                _resolve(batch[0][1], self._error(e))
-                return
-            for entry, future in batch:
-                try:
-                    await self._transaction([entry])
-                except Exception as alone:
-                    _resolve(future, self._error(alone))
-                else:
-                    _resolve(future, None)
-            return
-        for _, future in batch:
-            _resolve(future, None)
 
     async def _transaction(self, entries: list[Entry]) -> None:
         grouped: dict[tuple[Table, tuple[str, ...]], list[dict[str, Any]]] = {}
@@ -343,16 +290,3 @@ class _CoreJournal:
             for entry in entries:
                 for table, key, values in entry.updates:
                     await connection.execute(update(table).where(table.c.id == key).values(**values))
-
-    def _error(self, e: BaseException) -> BaseException:
-        return translate_error(e, self._url) or StoreError(f"writing checkpoints to {self._url} failed: {e}")
-
-
-def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
-
