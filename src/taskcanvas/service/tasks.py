@@ -23,14 +23,15 @@ removed in the background.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import defer
+from sqlalchemy import BindParameter, bindparam, func, select
+from sqlalchemy.orm import aliased, defer
 
 from taskcanvas.execution import PAUSED, QUEUED, RUNNING, Executor
 from taskcanvas.service import audit, naming
@@ -477,37 +478,44 @@ class Tasks:
     async def _views(self, tasks: Sequence[Task]) -> list[TaskView]:
         if not tasks:
             return []
-        ids = [t.id for t in tasks]
         async with self.database.reading() as s:
-            users = {u.id: u for u in await s.scalars(select(User).where(User.id.in_({t.owner_id for t in tasks})))}
-            orgs = {o.id: o for o in await s.scalars(select(Organization).where(
-                Organization.id.in_({t.organization_id for t in tasks if t.organization_id})))}
-            agents = {a.id: a for a in await s.scalars(select(Agent).options(_NO_DSL[0]).where(
-                Agent.id.in_({t.agent_id for t in tasks})))}
-            versions = {v.id: v for v in await s.scalars(select(AgentVersion).options(_NO_DSL[1]).where(
-                AgentVersion.id.in_({t.agent_version_id for t in tasks})))}
-            sessions = {x.task_id: x for x in await s.scalars(select(Session).where(Session.task_id.in_(ids)))}
-            latest_numbers = select(Run.task_id, func.max(Run.number).label("n")).where(
-                Run.task_id.in_(ids)).group_by(Run.task_id).subquery()
-            runs = {r.task_id: r for r in await s.scalars(select(Run).join(
-                latest_numbers, (Run.task_id == latest_numbers.c.task_id) & (Run.number == latest_numbers.c.n)))}
-            latest_states = select(TaskStateEntry.task_id, func.max(TaskStateEntry.created_at).label("at")).where(
-                TaskStateEntry.task_id.in_(ids)).group_by(TaskStateEntry.task_id).subquery()
-            states: dict[uuid.UUID, TaskStateEntry] = {}
-            for entry in await s.scalars(select(TaskStateEntry).join(
-                    latest_states, (TaskStateEntry.task_id == latest_states.c.task_id)
-                    & (TaskStateEntry.created_at == latest_states.c.at)).order_by(TaskStateEntry.id)):
-                states[entry.task_id] = entry
+            # ties on a state's time: the last one wins, as rows come ordered by state id
+            rows = {row[0]: row[1:] for row in await s.execute(_view_statement(), {"ids": [t.id for t in tasks]})}
         views = []
         for task in tasks:
-            run = runs.get(task.id)
+            owner, organization, agent, version, session, run, state = rows[task.id]
             status = derive_status(task, run)
-            views.append(TaskView(task=task, owner=users[task.owner_id], organization=orgs.get(task.organization_id)
-                                  if task.organization_id else None, agent=agents[task.agent_id],
-                                  version=versions[task.agent_version_id], session=sessions.get(task.id),
-                                  latest_run=run, status=status,
-                                  current_state=derive_state(status, states.get(task.id), run)))
+            views.append(TaskView(task=task, owner=owner, organization=organization, agent=agent, version=version,
+                                  session=session, latest_run=run, status=status,
+                                  current_state=derive_state(status, state, run)))
         return views
+
+
+@functools.cache
+def _view_statement() -> Any:
+    """One statement for everything a task's view shows (its status is read on every poll), built
+    once: building it cost more than running it."""
+    ids: BindParameter[list[uuid.UUID]] = bindparam("ids", expanding=True)
+    latest_numbers = select(Run.task_id, func.max(Run.number).label("n")).where(
+        Run.task_id.in_(ids)).group_by(Run.task_id).subquery()
+    latest_run = aliased(Run, select(Run).join(
+        latest_numbers, (Run.task_id == latest_numbers.c.task_id) & (Run.number == latest_numbers.c.n)).subquery())
+    latest_at = select(TaskStateEntry.task_id, func.max(TaskStateEntry.created_at).label("at")).where(
+        TaskStateEntry.task_id.in_(ids)).group_by(TaskStateEntry.task_id).subquery()
+    latest_state = aliased(TaskStateEntry, select(TaskStateEntry).join(
+        latest_at, (TaskStateEntry.task_id == latest_at.c.task_id)
+        & (TaskStateEntry.created_at == latest_at.c.at)).subquery())
+    return (select(Task.id, User, Organization, Agent, AgentVersion, Session, latest_run, latest_state)
+            .join(User, User.id == Task.owner_id)
+            .join(Agent, Agent.id == Task.agent_id)
+            .join(AgentVersion, AgentVersion.id == Task.agent_version_id)
+            .outerjoin(Organization, Organization.id == Task.organization_id)
+            .outerjoin(Session, Session.task_id == Task.id)
+            .outerjoin(latest_run, latest_run.task_id == Task.id)
+            .outerjoin(latest_state, latest_state.task_id == Task.id)
+            .where(Task.id.in_(ids))
+            .order_by(latest_state.id)
+            .options(_NO_DSL[0], _NO_DSL[1]))
 
 
 _NO_DSL = (defer(Agent.dsl, raiseload=True), defer(AgentVersion.dsl, raiseload=True))
