@@ -77,11 +77,11 @@ def rss() -> int:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-def _canvas(middle: dict[str, Any]) -> dict[str, Any]:
+def _canvas(middle: dict[str, Any], say: str = "done") -> dict[str, Any]:
     components = {"begin": {"obj": {"component_name": "Begin", "params": {}}, "downstream": ["middle"],
                             "upstream": []},
                   "middle": {"obj": middle, "downstream": ["say"], "upstream": ["begin"]},
-                  "say": {"obj": {"component_name": "Message", "params": {"content": ["done"], "stream": False}},
+                  "say": {"obj": {"component_name": "Message", "params": {"content": [say], "stream": False}},
                           "downstream": [], "upstream": ["middle"]}}
     return {"components": components, "globals": {"sys.query": "", "sys.user_id": "", "sys.conversation_turns": 0,
                                                    "sys.files": [], "sys.history": []},
@@ -100,7 +100,8 @@ async def in_flight(data_dir: Path, model: _Asked, count: int) -> dict[str, floa
     try:
         user = await services.accounts.create_user("flight", role="owner")
         owner = await services.accounts.principal_for(user.id)
-        agent = await services.agents.create(owner, "in flight", _canvas(LLM))
+        # The Message says the LLM's answer: an answer nobody reads is never asked for.
+        agent = await services.agents.create(owner, "in flight", _canvas(LLM, "{middle@content}"))
         before = rss()
         tasks_before = len(asyncio.all_tasks())
         runs = []
