@@ -21,13 +21,15 @@ through the ORM cost ~4 ms a component; the journal cuts it to about one commit:
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Table, insert, update
+import orjson
+from sqlalchemy import JSON, Table, insert, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -193,10 +195,23 @@ class _Statement:
         else:
             self.sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
                         f"VALUES ({', '.join('?' * len(columns))})")
-        self._convert = [table.c[name].type.bind_processor(dialect) for name in self.columns]
+        self._convert = [_json_text if isinstance(table.c[name].type, JSON) else
+                         table.c[name].type.bind_processor(dialect) for name in self.columns]
 
     def row(self, values: Sequence[Any]) -> tuple[Any, ...]:
         return tuple(value if fn is None else fn(value) for fn, value in zip(self._convert, values, strict=True))
+
+
+def _json_text(value: Any) -> str | None:
+    """A JSON column's text as the ORM would write it (``None`` is SQL NULL), encoded by orjson:
+    events and deltas are most of what the journal writes, and ``json.dumps`` was half its time.
+    (Unlike ``json.dumps``, a NaN float is stored as ``null``, which is what JSON can say.)"""
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # what orjson does not take (an int too big for 64 bits): the standard encoder
+        return json.dumps(value)
 
 
 class _SqliteJournal(_Drain):
