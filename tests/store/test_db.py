@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from pathlib import Path
@@ -19,6 +20,7 @@ from taskcanvas.store import (
     UnsupportedDatabase,
 )
 from taskcanvas.store.db import database_url, normalize_url
+from taskcanvas.store.journal import Entry
 from taskcanvas.store.models import User
 from taskcanvas.store.repositories import UserRepository
 
@@ -134,3 +136,38 @@ async def test_a_unique_rule_broken_is_a_conflict(database: Database) -> None:
     with pytest.raises(StoreConflict, match="conflicts with what is stored"):
         async with database.session() as s:
             await UserRepository(s).create("ada")
+
+
+async def test_a_journal_write_waits_for_a_unit_that_is_writing(database: Database) -> None:
+    """Writers of one process (an ORM unit, the journal) take turns: neither fails, the later one lands last."""
+    async with database.session() as s:
+        user = await UserRepository(s).create("turns")
+    order: list[str] = []
+    writing, finish = asyncio.Event(), asyncio.Event()
+
+    async def unit() -> None:
+        async with database.session() as s:
+            row = await s.get(User, user.id)
+            assert row is not None
+            row.name = "unit"
+            await s.flush()  # it has written: it holds the write turn (the row's lock on PostgreSQL)
+            writing.set()
+            await finish.wait()
+        order.append("unit")
+
+    async def journal() -> None:
+        await writing.wait()
+        entry = Entry()
+        entry.update(User, user.id, name="journal")
+        await database.journal.write(entry)
+        order.append("journal")
+
+    tasks = [asyncio.create_task(unit()), asyncio.create_task(journal())]
+    await asyncio.sleep(0.2)
+    assert order == [], "the journal's commit waits while the unit is writing"
+    finish.set()
+    await asyncio.gather(*tasks)
+    assert order == ["unit", "journal"]
+    async with database.reading() as s:
+        stored = await s.get(User, user.id)
+    assert stored is not None and stored.name == "journal"

@@ -141,6 +141,7 @@ class Database:
                     info[_UNIT] = unit
                     try:
                         yield session
+                        await session.flush()  # what the commit would flush is written in the unit's turn
                     finally:
                         info.pop(_UNIT, None)
             finally:
