@@ -23,8 +23,7 @@ __all__ = ["close_services", "engine_services", "http_client", "limits"]
 
 def http_client(settings: Settings) -> GuardedClient:
     """The one outbound HTTP client, guarded as the settings allow."""
-    return create_client(HttpPolicy(allow_private=settings.http_allow_private,
-                                    allowed_hosts=frozenset(settings.http_allowed_hosts)))
+    return create_client(HttpPolicy.from_settings(settings))
 
 
 def limits(settings: Settings) -> Limits:

@@ -44,7 +44,7 @@ from taskcanvas.runtime.component import Component, ComponentParams, RunContext
 from taskcanvas.runtime.state import RunState
 from taskcanvas.runtime.stream import TextStream
 from taskcanvas.runtime.templates import string_format
-from taskcanvas.tools.http import GuardedClient, HttpPolicy, SsrfBlocked
+from taskcanvas.tools.http import SsrfBlocked, run_policy
 
 _log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class Browser(Component):
                                          for u in uploads))
                 with self._profile(ctx, settings, Path(scratch, "profile")) as profile_dir:
                     options = LaunchOptions(executable=executable, profile_dir=profile_dir,
-                                            downloads_dir=downloads_dir, policy=_policy(ctx),
+                                            downloads_dir=downloads_dir, policy=run_policy(ctx),
                                             headless=params.headless, sandbox=_sandbox(params.chromium_sandbox),
                                             extensions=params.enable_default_extensions,
                                             page_load_timeout=params.page_load_timeout)
@@ -244,16 +244,6 @@ async def _check_cancel(ctx: RunContext) -> None:
     if ctx.cancel.cancelled:
         raise asyncio.CancelledError
 
-
-def _policy(ctx: RunContext) -> HttpPolicy:
-    """The run's HTTP policy: the guarded client's, else the settings', else public hosts only."""
-    if isinstance(ctx.http, GuardedClient):
-        return ctx.http.policy
-    settings = ctx.services.get("settings")
-    if settings is not None:
-        return HttpPolicy(allow_private=bool(settings.http_allow_private),
-                          allowed_hosts=frozenset(settings.http_allowed_hosts))
-    return HttpPolicy()
 
 
 def _sandbox(requested: bool) -> bool:

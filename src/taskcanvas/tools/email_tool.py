@@ -38,7 +38,7 @@ from taskcanvas.runtime.state import RunState
 from taskcanvas.runtime.stream import TextStream
 from taskcanvas.runtime.templates import stringify
 from taskcanvas.tools.base import Tool, ToolMeta, ToolParams
-from taskcanvas.tools.http import GuardedClient, HttpPolicy, SsrfBlocked, check_host
+from taskcanvas.tools.http import SsrfBlocked, check_host, run_policy
 
 __all__ = ["Email", "EmailParams"]
 
@@ -144,7 +144,7 @@ class Email(Tool):
 
         host = params.smtp_server.strip()
         try:
-            addresses = await check_host(host, _policy(ctx), params.smtp_port)
+            addresses = await check_host(host, run_policy(ctx), params.smtp_port)
         except SsrfBlocked as e:
             return self._failed(state, f"SMTP server '{host}' is not allowed: {e.reason}")
         context = _ssl_context(ctx)
@@ -174,16 +174,6 @@ def _text(value: Any) -> str:
         return value.text
     return value if isinstance(value, str) else stringify(value)
 
-
-def _policy(ctx: RunContext) -> HttpPolicy:
-    """The run's HTTP policy: the guarded client's, else the settings', else public hosts only."""
-    if isinstance(ctx.http, GuardedClient):
-        return ctx.http.policy
-    settings = ctx.services.get("settings")
-    if settings is not None:
-        return HttpPolicy(allow_private=bool(settings.http_allow_private),
-                          allowed_hosts=frozenset(settings.http_allowed_hosts))
-    return HttpPolicy()
 
 
 def _ssl_context(ctx: RunContext) -> ssl.SSLContext:

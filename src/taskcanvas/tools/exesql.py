@@ -65,7 +65,7 @@ from taskcanvas.runtime.component import RunContext
 from taskcanvas.runtime.state import RunState
 from taskcanvas.runtime.stream import TextStream
 from taskcanvas.tools.base import Tool, ToolMeta, ToolParams
-from taskcanvas.tools.http import GuardedClient, HttpPolicy, SsrfBlocked, check_host
+from taskcanvas.tools.http import SsrfBlocked, check_host, run_policy
 
 __all__ = ["ExeSQL", "ExeSQLParams"]
 
@@ -249,7 +249,7 @@ class ExeSQL(Tool):
                 raise ConnectionError(f"Database Connection Failed! \n{e}") from None
         host = params.host.strip()
         try:
-            addresses = await check_host(host, _policy(ctx), params.port)
+            addresses = await check_host(host, run_policy(ctx), params.port)
         except SsrfBlocked as e:
             raise PermissionError(f"Database host '{host}' is not allowed: {e.reason}") from None
         failure: BaseException | None = None
@@ -264,16 +264,6 @@ class ExeSQL(Tool):
                 failure = e
         raise ConnectionError(f"Database Connection Failed! \n{_error_text(failure)}")
 
-
-def _policy(ctx: RunContext) -> HttpPolicy:
-    """The run's HTTP policy: the guarded client's, else the settings', else public hosts only."""
-    if isinstance(ctx.http, GuardedClient):
-        return ctx.http.policy
-    settings = ctx.services.get("settings")
-    if settings is not None:
-        return HttpPolicy(allow_private=bool(settings.http_allow_private),
-                          allowed_hosts=frozenset(settings.http_allowed_hosts))
-    return HttpPolicy()
 
 
 def _sqlite_file(ctx: RunContext, database: str) -> Path:

@@ -39,8 +39,9 @@ import httpcore
 import httpx
 
 from taskcanvas.errors import TaskcanvasError
+from taskcanvas.runtime.component import RunContext
 
-__all__ = ["GuardedClient", "HttpPolicy", "SsrfBlocked", "check_host", "create_client"]
+__all__ = ["GuardedClient", "HttpPolicy", "SsrfBlocked", "check_host", "create_client", "run_policy"]
 
 _log = logging.getLogger(__name__)
 
@@ -89,6 +90,12 @@ class HttpPolicy:
         object.__setattr__(self, "_names", names)
         object.__setattr__(self, "_networks", networks)
 
+    @classmethod
+    def from_settings(cls, settings: Any) -> HttpPolicy:
+        """``[http] allow_private`` / ``allowed_hosts`` (``TASKCANVAS_HTTP_*``) of a :class:`Settings`."""
+        return cls(allow_private=bool(settings.http_allow_private),
+                   allowed_hosts=frozenset(settings.http_allowed_hosts))
+
     def allows_name(self, host: str) -> bool:
         """True when ``host`` is allowed by name, whatever it resolves to."""
         return self.allow_private or _normal_host(host) in self._names
@@ -122,6 +129,15 @@ class GuardedClient(httpx.AsyncClient):
         The caller closes it (``async with``); the proxy address is checked like a destination.
         """
         return GuardedClient(self.policy, proxy=proxy, options=self._options)
+
+
+def run_policy(ctx: RunContext) -> HttpPolicy:
+    """The policy a run's own connections follow (SMTP, databases, the browser): the guarded
+    client's, else the settings', else public hosts only."""
+    if isinstance(ctx.http, GuardedClient):
+        return ctx.http.policy
+    settings = ctx.services.get("settings")
+    return HttpPolicy() if settings is None else HttpPolicy.from_settings(settings)
 
 
 def create_client(policy: HttpPolicy, *, proxy: str | None = None, **httpx_kwargs: Any) -> GuardedClient:

@@ -39,10 +39,8 @@ async def test_db_connection(request: Request, services: ServicesDep, principal:
     except (TypeError, ValueError):
         raise refuse(101, f"port must be a number, got {body['port']!r}") from None
     host = str(body["host"] or "").strip()
-    policy = HttpPolicy(allow_private=services.settings.http_allow_private,
-                        allowed_hosts=frozenset(services.settings.http_allowed_hosts))
     try:
-        addresses = await check_host(host, policy, port)
+        addresses = await check_host(host, HttpPolicy.from_settings(services.settings), port)
     except SsrfBlocked as e:
         _log.warning("test_db_connection refused host %r: %s", host, e.reason)
         if "could not resolve" in e.reason:
