@@ -169,8 +169,15 @@ class SqlCheckpointSink:
 
     def adopt(self, restored: RestoredState | None) -> None:
         """Go on from ``restored`` (what :func:`restore_in` read for this session) instead of :meth:`load`."""
-        self._adopt(restored)
         self._known = True
+        if restored is None:
+            self._mirror, self._seq, self._since_snapshot = None, 0, 0
+            self._next_snapshot = self.policy.snapshot_every
+            return
+        self._mirror = _as_state(restored.state)
+        self._seq = restored.seq
+        self._snapshot_taken(self._mirror)
+        self._since_snapshot = restored.replayed
 
     async def begin(self, state: Mapping[str, Any], status: str = "started", *, extra: Entry | None = None) -> None:
         """Record the state this run starts from; a snapshot is written unless it is the stored state.
@@ -178,8 +185,7 @@ class SqlCheckpointSink:
         ``extra``: more rows to store in the same commit (the run's start), written even when no
         snapshot is.
         """
-        if not self._known:
-            self.adopt(await restore(self.database, self.session_id))
+        await self._catch_up()
         if self._mirror is not None and self._mirror.to_json() == dict(state):
             if extra:
                 await self.database.journal.write(extra)
@@ -227,9 +233,7 @@ class SqlCheckpointSink:
     async def _write_snapshot(self, state: dict[str, Any], status: str, *, extra: Entry | None = None) -> None:
         mirror = _as_state(state)
         try:
-            if not self._known:
-                async with self.database.reading() as s:
-                    self._seq = await CheckpointRepository(s).last_seq(self.session_id)
+            await self._catch_up()
             entry = extra or Entry()
             entry.insert(CheckpointSnapshot, session_id=self.session_id, seq=self._seq + 1, run_id=self.run_id,
                          status=status, state=state, created_at=utcnow())
@@ -248,24 +252,18 @@ class SqlCheckpointSink:
         filled = sum(1 for outputs in state.outputs.values() if outputs) + len(state.history)
         self._next_snapshot = max(self.policy.snapshot_every, filled)
 
-    async def _ensure_mirror(self, component_id: str) -> RunState:
-        if self._mirror is None:
+    async def _catch_up(self) -> None:
+        """After a failed write (or before any read) go on from what the store holds."""
+        if not self._known:
             self.adopt(await restore(self.database, self.session_id))
+
+    async def _ensure_mirror(self, component_id: str) -> RunState:
+        await self._catch_up()
         if self._mirror is None:
             raise CheckpointError(
                 f"session {self.session_id} has no stored state to apply the delta of '{component_id}' to: "
                 "call begin() with the state the run starts from")
         return self._mirror
-
-    def _adopt(self, restored: RestoredState | None) -> None:
-        if restored is None:
-            self._mirror, self._seq, self._since_snapshot = None, 0, 0
-            self._next_snapshot = self.policy.snapshot_every
-            return
-        self._mirror = _as_state(restored.state)
-        self._seq = restored.seq
-        self._snapshot_taken(self._mirror)
-        self._since_snapshot = restored.replayed
 
 
 def _as_state(data: Mapping[str, Any], session_id: uuid.UUID | None = None) -> RunState:

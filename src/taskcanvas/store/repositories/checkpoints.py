@@ -45,14 +45,6 @@ class CheckpointRepository:
             .order_by(CheckpointDelta.seq))
         return list(rows)
 
-    async def last_seq(self, session_id: uuid.UUID) -> int:
-        """The highest sequence number the session has used (0 when it has no checkpoint)."""
-        last_delta = await self._session.scalar(
-            select(func.max(CheckpointDelta.seq)).where(CheckpointDelta.session_id == session_id))
-        last_snapshot = await self._session.scalar(
-            select(func.max(CheckpointSnapshot.seq)).where(CheckpointSnapshot.session_id == session_id))
-        return max(last_delta or 0, last_snapshot or 0)
-
     async def count(self, session_id: uuid.UUID) -> tuple[int, int]:
         """How many deltas and snapshots the session keeps."""
         deltas = await self._session.scalar(
