@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 from taskcanvas.config import Settings
@@ -43,11 +44,6 @@ class BenchServer:
         return httpx.Client(base_url=self.url, headers={"Coder-Session-Token": self.token}, timeout=120,
                             transport=httpx.HTTPTransport(socket_options=_NO_DELAY))
 
-    def async_client(self, **limits: Any) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, headers={"Coder-Session-Token": self.token}, timeout=120,
-                                 transport=httpx.AsyncHTTPTransport(socket_options=_NO_DELAY,
-                                                                    limits=httpx.Limits(**limits)))
-
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -57,13 +53,13 @@ class BenchServer:
                 self.process.kill()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _env(data_dir: Path, extra: Mapping[str, str]) -> dict[str, str]:
+def server_env(data_dir: Path, extra: Mapping[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKCANVAS_", "OPENAI_", "ANTHROPIC_"))}
     env.update({"TASKCANVAS_DATA_DIR": str(data_dir), **extra})
     return env
@@ -88,9 +84,9 @@ async def _prepare(settings: Settings, canvases: Mapping[str, dict[str, Any]],
 def start(data_dir: Path, canvases: Mapping[str, dict[str, Any]], *, extra_env: Mapping[str, str] | None = None,
           concurrency: int | None = None) -> BenchServer:
     """A server on a fresh data directory with ``canvases`` stored as agents (by title)."""
-    env = _env(data_dir, extra_env or {})
+    env = server_env(data_dir, extra_env or {})
     token, versions, agents = asyncio.run(_prepare(Settings.load(env), canvases))
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "taskcanvas", "serve", "--port", str(port), "--data-dir", str(data_dir)]
     if concurrency is not None:
         command += ["--concurrency", str(concurrency)]
@@ -128,3 +124,19 @@ def chain_canvas(n: int) -> dict[str, Any]:
                                                    "sys.files": [], "sys.history": [], "env.counter": 0},
             "variables": {"counter": {"name": "counter", "type": "number", "value": 0}},
             "history": [], "path": [], "retrieval": []}
+
+
+def postgres_database() -> str:
+    url = os.environ.get("TASKCANVAS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/taskcanvas_bench")
+    base, _, name = url.rpartition("/")
+
+    async def recreate() -> None:
+        connection = await asyncpg.connect(f"{base}/postgres")
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    asyncio.run(recreate())
+    return url

@@ -37,7 +37,7 @@ from typing import Any, TypedDict
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _server import BenchServer, chain_canvas, start
+from _server import BenchServer, chain_canvas, postgres_database, start
 
 POLL_SECONDS = 0.1
 
@@ -202,7 +202,7 @@ def main() -> None:
         workdir = Path(tmp)
         backends: list[tuple[str, str | None]] = [("sqlite", None)]
         if args.postgres:
-            backends.append(("postgresql", _postgres_database()))
+            backends.append(("postgresql", postgres_database()))
         if "taskcanvas" in sides:
             for backend, url in backends:
                 data_dir = workdir / f"tc-{backend}"
@@ -230,24 +230,6 @@ def main() -> None:
             finally:
                 close()
     _report(results, sizes, small, big, reps)
-
-
-def _postgres_database() -> str:
-    import asyncpg
-
-    url = os.environ.get("TASKCANVAS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/taskcanvas_bench")
-    base, _, name = url.rpartition("/")
-
-    async def recreate() -> None:
-        connection = await asyncpg.connect(f"{base}/postgres")
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-
-    asyncio.run(recreate())
-    return url
 
 
 def _report(results: dict[str, tuple[float, float]], sizes: dict[str, Any], small: int, big: int,

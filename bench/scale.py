@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _server import _env, _free_port
+from _server import free_port, server_env
 from taskcanvas.config import Settings
 from taskcanvas.service.services import open_services
 
@@ -95,7 +95,7 @@ FORM = {"component_name": "UserFillUp", "params": {"enable_tips": True, "tips": 
 
 
 async def in_flight(data_dir: Path, model: _Asked, count: int) -> dict[str, float]:
-    settings = Settings.load(_env(data_dir, {"OPENAI_BASE_URL": model.url, "OPENAI_API_KEY": "bench"}))
+    settings = Settings.load(server_env(data_dir, {"OPENAI_BASE_URL": model.url, "OPENAI_API_KEY": "bench"}))
     services = await open_services(settings, concurrency=count + 10)
     try:
         user = await services.accounts.create_user("flight", role="owner")
@@ -128,7 +128,7 @@ async def in_flight(data_dir: Path, model: _Asked, count: int) -> dict[str, floa
 
 
 async def idle(data_dir: Path, count: int) -> dict[str, float]:
-    services = await open_services(Settings.load(_env(data_dir, {})), concurrency=64)
+    services = await open_services(Settings.load(server_env(data_dir, {})), concurrency=64)
     try:
         user = await services.accounts.create_user("idle", role="owner")
         owner = await services.accounts.principal_for(user.id)
@@ -162,7 +162,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=1000)
     parser.add_argument("--idle", type=int, default=10_000)
     args = parser.parse_args()
-    port = _free_port()
+    port = free_port()
     model = subprocess.Popen([sys.executable, "-c", _MODEL_SERVER, str(port)], stdout=subprocess.PIPE, text=True)
     try:
         asked = _Asked(model)

@@ -28,8 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _server import _env, chain_canvas
-from durable import _postgres_database
+from _server import chain_canvas, postgres_database, server_env
 from taskcanvas.config import Settings
 from taskcanvas.service.services import Services, open_services
 from taskcanvas.store.models import Run, RunEvent
@@ -38,7 +37,7 @@ COMPONENTS = 20
 
 
 async def measure(data_dir: Path, url: str | None, concurrency: int, runs: int) -> dict[str, Any]:
-    env = _env(data_dir, {"TASKCANVAS_DATABASE_URL": url} if url else {})
+    env = server_env(data_dir, {"TASKCANVAS_DATABASE_URL": url} if url else {})
     services = await open_services(Settings.load(env), concurrency=concurrency)
     try:
         user = await services.accounts.create_user(f"bench{concurrency}", role="owner")
@@ -107,7 +106,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tc-bench-") as tmp:
         backends: list[tuple[str, str | None]] = [("sqlite", None)]
         if args.postgres:
-            backends.append(("postgresql", _postgres_database()))
+            backends.append(("postgresql", postgres_database()))
         for backend, url in backends:
             data_dir = Path(tmp) / backend
             data_dir.mkdir()
