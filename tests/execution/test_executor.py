@@ -230,3 +230,29 @@ async def _deltas(services: Services, session_id: uuid.UUID) -> int:
     async with services.database.reading() as s:
         return int(await s.scalar(select(func.count()).select_from(CheckpointDelta)
                                   .where(CheckpointDelta.session_id == session_id)) or 0)
+
+
+async def test_a_run_whose_canvas_cannot_start_fails_with_the_reason(world: World) -> None:
+    """A canvas that names a knowledge base nobody configured: the run ends failed at once, the
+    reason in its terminal event, the task's state and the run's error."""
+    services = world.services
+    assert services is not None and world.owner is not None
+    canvas = make_canvas({
+        "begin": cpn("Begin", down=["find"]),
+        "find": cpn("Retrieval", {"dataset_ids": ["ghost-kb"], "query": "{sys.query}"}, down=["say"]),
+        "say": cpn("Message", {"content": ["{find@formalized_content}"]}),
+    })
+    version_id = (await services.agents.create(world.owner, "ghost", canvas)).version.id
+    view = await services.tasks.create(world.owner, "me", version_id, prompt="hello")
+    await services.executor.wait(view.latest_run.id)
+
+    run = await services.sessions.run(view.latest_run.id)
+    assert run is not None and run.status == "failed"
+    assert "ghost-kb" in (run.error or "")
+    events = await _events(services, run.id)
+    assert [e["event"] for e in events] == ["workflow_finished"]
+    assert events[0]["data"]["status"] == "failed" and events[0]["data"]["error"] == run.error
+    assert run.last_seq == 1
+    task = await services.tasks.get_by_id(world.owner, view.task.id)
+    assert task.current_state is not None and task.current_state.state == "failed"
+    assert "ghost-kb" in task.current_state.message

@@ -22,8 +22,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from taskcanvas.assembly import http_client, limits
 from taskcanvas.components import builtin_registry
 from taskcanvas.config import Settings
@@ -236,16 +234,17 @@ class Executor:
             version = None
             if canvas is None and version_id is not None:
                 version = await AgentRepository(s).get_version(version_id)
+            latest = await TaskRepository(s).latest_state(session.task_id) \
+                if session is not None and session.task_id is not None else None
             if session is None or (canvas is None and version is None):
-                restored, task_state, chosen = None, None, None
+                restored, chosen = None, None
             else:
                 restored = await restore_in(s, session.id)
-                latest = await TaskRepository(s).latest_state(session.task_id) if session.task_id else None
-                task_state = latest.state if latest is not None else None
                 chosen = await SettingRepository(s).get(default_models_key(session.user_id), {}) \
                     if session.user_id is not None else None
+        ending = _Ending(run, session, run.message_id or uuid.uuid4().hex, latest.state if latest else None)
         if session is None or (canvas is None and version is None):
-            await self._finish_without_engine(run, session, "the agent version this run needs is gone")
+            await self._finish_without_engine(ending, "the agent version this run needs is gone")
             return
         try:
             if canvas is None:
@@ -253,7 +252,7 @@ class Executor:
                 canvas = self._canvas(version.id, version.dsl)
             canvas.check_services(self.services)
         except TaskcanvasError as e:
-            await self._finish_without_engine(run, session, str(e))
+            await self._finish_without_engine(ending, str(e))
             return
 
         pending: list[dict[str, Any]] = []
@@ -282,9 +281,8 @@ class Executor:
         engine = Engine(canvas, limits=self._limits, http=self._http, services=self._services_for(chosen),
                         checkpoint=sink)
         state = engine.new_session() if restored is None else RunState.from_json(restored.state, canvas.components)
-        message_id = run.message_id or uuid.uuid4().hex
+        message_id = ending.message_id
         recovering = run.started_at is not None and state.turn is not None
-        ending = _Ending(run, session, message_id, task_state)
         start = ending.start(first=not recovering)
         if recovering:
             engine_run = engine.recover(state, task_id=session.id.hex, cancel=execution.token, message_id=message_id)
@@ -327,19 +325,21 @@ class Executor:
             # After the ending is stored: a reader woken by the close finds the run ended.
             self.hub.close(run.id, session.id)
 
-    async def _finish_without_engine(self, run: Run, session: Session | None, message: str) -> None:
+    async def _finish_without_engine(self, ending: _Ending, message: str) -> None:
         """A run that cannot start (its canvas no longer builds): failed, with the reason as its events say."""
-        event = {"event": "workflow_finished", "message_id": run.message_id or uuid.uuid4().hex,
+        run, session = ending.run, ending.session
+        event = {"event": "workflow_finished", "message_id": ending.message_id,
                  "created_at": int(utcnow().timestamp()), "task_id": session.id.hex if session else "",
                  "data": {"inputs": {}, "outputs": {}, "status": "failed", "error": message}}
+        entry = Entry()
+        entry.insert(RunEvent, run_id=run.id, seq=run.last_seq + 1, name="workflow_finished", payload=event,
+                     created_at=utcnow())
+        entry.update(Run, run.id, last_seq=run.last_seq + 1)
+        ending.fail(entry, message)
         if session is not None:
             self.hub.open(run.id, session.id, stored_upto=run.last_seq)
         try:
-            async with self.database.session() as s:
-                await EventRepository(s).append(run.id, [event])
-                await RunRepository(s).mark_finished(run.id, RunStatus.FAILED.value, error=message)
-                if session is not None and session.task_id is not None:
-                    await _record_state(s, session.task_id, run.id, "failed", _clip(message))
+            await self.database.journal.write(entry)
         finally:
             if session is not None:
                 self.hub.close(run.id, session.id)
@@ -376,7 +376,7 @@ class _Ending:
     the task's state (recorded on a change only, as coder records transitions)."""
 
     run: Run
-    session: Session
+    session: Session | None
     message_id: str
     task_state: str | None
 
@@ -393,6 +393,7 @@ class _Ending:
             error_component: str | None) -> None:
         now = utcnow()
         entry.update(Run, self.run.id, status=status, error=error, error_component=error_component, finished_at=now)
+        assert self.session is not None
         messages = list(self.session.messages)
         if self.run.query not in (None, ""):
             messages.append({"role": "user", "content": self.run.query, "id": self.message_id,
@@ -402,8 +403,13 @@ class _Ending:
         entry.update(Session, self.session.id, messages=messages, updated_at=now)
         self._state(entry, outcome.state, outcome.message)
 
+    def fail(self, entry: Entry, message: str) -> None:
+        """Ended before the engine ran: failed, with ``message`` as the reason."""
+        entry.update(Run, self.run.id, status=RunStatus.FAILED.value, error=message, finished_at=utcnow())
+        self._state(entry, "failed", _clip(message))
+
     def _state(self, entry: Entry, state: str, message: str) -> None:
-        if self.session.task_id is None or self.task_state == state:
+        if self.session is None or self.session.task_id is None or self.task_state == state:
             return
         entry.insert(TaskStateEntry, id=new_id(), task_id=self.session.task_id, run_id=self.run.id, state=state,
                      message=message, uri=None, created_at=utcnow())
@@ -437,15 +443,6 @@ class _Observer:
         if status == RunStatus.CANCELLED.value:
             return TurnOutcome(status, answer, "failed", _clip(error or "Cancelled"))
         return TurnOutcome(status, answer, "failed", _clip(error or "The run failed"))
-
-
-async def _record_state(s: AsyncSession, task_id: uuid.UUID, run_id: uuid.UUID, state: str, message: str) -> None:
-    """A new state entry, only when the state changes (coder records transitions, not repeats)."""
-    tasks = TaskRepository(s)
-    latest = await tasks.latest_state(task_id)
-    if latest is not None and latest.state == state:
-        return
-    await tasks.add_state(task_id, state, message, run_id=run_id)
 
 
 def _user_ref(session: Session) -> str | None:
