@@ -1,7 +1,11 @@
 """The example canvas the README's quick start runs works as the README says."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 from tests.support.canvas import next_turn, run_turn
 
@@ -37,21 +41,22 @@ def test_the_agent_example_with_its_scripted_model(tmp_path) -> None:
     assert answer.endswith("17 × 23 = 391.")
 
 
-def test_the_report_example_writes_a_pdf(tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
-    from pypdf import PdfReader
-
-    example = Path(__file__).resolve().parents[1] / "examples" / "report.json"
+def _run_example(tmp_path: Path, name: str, *args: str) -> list[dict[str, Any]]:
+    """``taskcanvas run examples/<name> ... --out <tmp>/reports --jsonl`` as a person runs it; its events."""
+    example = Path(__file__).resolve().parents[1] / "examples" / name
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TASKCANVAS_"))}
     env["TASKCANVAS_DATA_DIR"] = str(tmp_path / "data")
-    done = subprocess.run([sys.executable, "-m", "taskcanvas.cli.app", "run", str(example), "--query", "solar power",
+    done = subprocess.run([sys.executable, "-m", "taskcanvas.cli.app", "run", str(example), *args,
                            "--out", str(tmp_path / "reports"), "--jsonl"],
                           env=env, cwd=tmp_path, text=True, capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    events = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+def test_the_report_example_writes_a_pdf(tmp_path: Path) -> None:
+    from pypdf import PdfReader
+
+    events = _run_example(tmp_path, "report.json", "--query", "solar power")
     answer = "".join(e["data"].get("content") or "" for e in events if e["event"] == "message")
     assert answer.startswith("Your report on solar power is ready: report.pdf (")
     [end] = [e["data"] for e in events if e["event"] == "message_end"]
@@ -61,3 +66,15 @@ def test_the_report_example_writes_a_pdf(tmp_path: Path) -> None:
     for expected in ("Report: solar power", "What the DocGenerator can do", "watermark_text", "DRAFT",
                      "taskcanvas example report", "Page 1"):
         assert expected in text
+
+
+def test_the_spreadsheet_example_writes_an_xlsx(tmp_path: Path) -> None:
+    """The ExcelProcessor's output file is one of the run's files: ``--out`` writes it."""
+    from openpyxl import load_workbook
+
+    events = _run_example(tmp_path, "spreadsheet.json")
+    answer = "".join(e["data"].get("content") or "" for e in events if e["event"] == "message")
+    assert ": orders.xlsx (file id " in answer
+    book = load_workbook(tmp_path / "reports" / "orders.xlsx")
+    assert book.sheetnames == ["Orders", "Customers"]
+    assert [c.value for c in next(book["Orders"].iter_rows())] == ["order", "customer", "item", "qty", "price"]

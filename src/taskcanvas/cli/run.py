@@ -7,7 +7,8 @@ run starts, so a mistake costs nothing and never leaves a half-written state fil
 
 ``--file PATH`` (repeatable) stores each file in the file store and gives the run their file
 values (``sys.files``); the files the run makes (``downloads`` and ``attachment`` of its
-``message_end`` events) are written to ``--out DIR`` under their own names.
+``message_end`` events, components' ``attachment`` and ``downloaded_files`` outputs) are written
+to ``--out DIR`` under their own names.
 
 Exit status (also in ``--help``): 0 the run finished or waits for input, 1 the run failed,
 2 invalid canvas or arguments, 130 interrupted with Ctrl-C (the run is cancelled cleanly
@@ -164,18 +165,29 @@ async def store_files(store: BlobStore, paths: Sequence[str], *, max_bytes: int)
 
 
 def downloads_of(events: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """``(doc_id, file name)`` of every file the run's messages offer (``downloads``, ``attachment``)."""
-    found: list[tuple[str, str]] = []
-    for data in events:
-        offered = list(data.get("downloads") or [])
-        if isinstance(data.get("attachment"), Mapping):
-            offered.append(data["attachment"])
-        for item in offered:
-            if isinstance(item, Mapping) and isinstance(item.get("doc_id"), str):
-                name = item.get("filename") or item.get("file_name") or ""
-                if (item["doc_id"], str(name)) not in found:
-                    found.append((item["doc_id"], str(name)))
-    return found
+    """``(doc_id, file name)`` of every file the run made for its user: what its messages offer
+    (``downloads``, ``attachment`` of ``message_end``) and what components hand back as files
+    (an ``attachment`` output, as ExcelProcessor's, and a Browser's ``downloaded_files``)."""
+    found: dict[str, str] = {}
+    for event in events:
+        data = event.get("data")
+        if not isinstance(data, Mapping):
+            continue
+        if event.get("event") == "message_end":
+            items = [*(data.get("downloads") or []), data.get("attachment")]
+        else:
+            outputs = data.get("outputs")
+            if not isinstance(outputs, Mapping):
+                continue
+            downloaded = outputs.get("downloaded_files")
+            items = [outputs.get("attachment"), *(downloaded if isinstance(downloaded, list) else [])]
+        for item in items:
+            if not isinstance(item, Mapping):
+                continue
+            doc_id = item.get("doc_id") or item.get("file_id")
+            if isinstance(doc_id, str) and doc_id not in found:
+                found[doc_id] = str(item.get("filename") or item.get("file_name") or item.get("name") or "")
+    return list(found.items())
 
 
 async def write_downloads(store: BlobStore, offered: Sequence[tuple[str, str]], out_dir: Path) -> list[Path]:
@@ -262,8 +274,8 @@ class _CtrlC:
 
 async def _consume(run: Run, view: View, ends: list[Mapping[str, Any]]) -> None:
     async for event in run:
-        if event.get("event") == "message_end" and isinstance(event.get("data"), Mapping):
-            ends.append(event["data"])
+        if event.get("event") in ("message_end", "node_finished"):
+            ends.append(event)
         view.event(event)
 
 
