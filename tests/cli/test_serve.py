@@ -108,7 +108,7 @@ def json_lines(stderr: str) -> list[dict[str, object]]:
 
 
 async def agent_titles(data_dir: Path) -> list[str]:
-    database = Database(f"sqlite+aiosqlite:///{data_dir / 'taskcanvas.db'}")
+    database = Database(f"sqlite:///{data_dir / 'taskcanvas.db'}")
     try:
         async with database.session() as s:
             return sorted(a.title for a in await AgentRepository(s).find(limit=100))

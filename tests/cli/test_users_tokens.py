@@ -49,7 +49,7 @@ async def database(tmp_path: Path, taskcanvas: Taskcanvas) -> AsyncIterator[Data
     done = taskcanvas("users", "list")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("No users yet: create one with `taskcanvas users create")
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'taskcanvas.db'}")
+    database = Database(f"sqlite:///{tmp_path / 'taskcanvas.db'}")
     try:
         yield database
     finally:

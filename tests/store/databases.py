@@ -70,7 +70,7 @@ def postgres_url() -> Iterator[URL]:
 async def open_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """An empty database of ``backend``, disposed (and on PostgreSQL its schema dropped) afterwards."""
     if backend == "sqlite":
-        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'taskcanvas.db'}")
+        database = Database(f"sqlite:///{tmp_path / 'taskcanvas.db'}")
         try:
             yield database
         finally:

@@ -29,8 +29,8 @@ from taskcanvas.store.repositories import UserRepository
     ("postgresql://u:p@db.example/tc", "postgresql+asyncpg"),
     ("postgres://u@db.example/tc", "postgresql+asyncpg"),
     ("postgresql+asyncpg://u@db.example/tc", "postgresql+asyncpg"),
-    ("sqlite:///var/tc.db", "sqlite+aiosqlite"),
-    ("sqlite+aiosqlite:////abs/tc.db", "sqlite+aiosqlite"),
+    ("sqlite:///var/tc.db", "sqlite+taskcanvas"),
+    ("sqlite+aiosqlite:////abs/tc.db", "sqlite+taskcanvas"),
 ])
 def test_urls_get_their_async_driver(given: str, driver: str) -> None:
     assert normalize_url(given).drivername == driver
@@ -56,7 +56,7 @@ def test_an_unparsable_url_is_not_echoed() -> None:
 
 def test_the_default_is_a_file_in_the_data_directory(tmp_path: Path) -> None:
     url = database_url(Settings.load({"TASKCANVAS_DATA_DIR": str(tmp_path / "data")}))
-    assert url.drivername == "sqlite+aiosqlite"
+    assert url.drivername == "sqlite+taskcanvas"
     assert url.database == str((tmp_path / "data" / "taskcanvas.db").resolve())
 
 
@@ -96,6 +96,21 @@ async def test_sqlite_makes_its_directory_and_runs_in_wal_with_foreign_keys(tmp_
                 assert (await connection.execute(text("PRAGMA foreign_keys"))).scalar() == 1
     assert path.exists()
 
+
+async def test_sqlite_answers_on_the_loop_thread_without_a_thread_per_connection(tmp_path: Path) -> None:
+    import threading
+
+    before = threading.active_count()
+    async with Database(f"sqlite:///{tmp_path / 'tc.db'}") as database:
+        async with database.session() as s:
+            await s.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+            await s.execute(text("INSERT INTO t VALUES (1, 'one')"))
+        readers = [database.reading() for _ in range(3)]
+        units = [await r.__aenter__() for r in readers]  # three pooled connections at once
+        assert [(await s.execute(text("SELECT v FROM t"))).scalar() for s in units] == ["one"] * 3
+        for r in reversed(readers):
+            await r.__aexit__(None, None, None)
+        assert threading.active_count() == before
 
 async def test_a_database_without_the_schema_says_to_upgrade(empty_database: Database) -> None:
     with pytest.raises(SchemaNotReady, match=r"run `taskcanvas db upgrade`"):

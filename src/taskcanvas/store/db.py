@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.util import await_
 
 from taskcanvas.config import ConfigError, Settings
+from taskcanvas.store._sqlite_driver import DRIVER as SQLITE_DRIVER
 from taskcanvas.store._translate import translate_error
 from taskcanvas.store.errors import UnsupportedDatabase
 from taskcanvas.store.journal import SYNCHRONOUS_MODES, Journal, WriteTurn, open_journal
@@ -35,10 +36,12 @@ URL_VARIABLE = "TASKCANVAS_DATABASE_URL"
 SYNCHRONOUS_VARIABLE = "TASKCANVAS_SQLITE_SYNCHRONOUS"
 _UNIT = "taskcanvas_unit"
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
-_EXAMPLES = "postgresql+asyncpg://user:password@host:5432/name or sqlite+aiosqlite:///path/to/file.db"
+_EXAMPLES = "postgresql://user:password@host:5432/name or sqlite:///path/to/file.db"
+# sqlite+aiosqlite is what earlier versions wrote; the driver is now SQLite on the loop's thread.
 _ASYNC_DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
-    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "sqlite": SQLITE_DRIVER,
+    "sqlite+aiosqlite": SQLITE_DRIVER,
+    SQLITE_DRIVER: SQLITE_DRIVER,
     "postgres": "postgresql+asyncpg",
     "postgresql": "postgresql+asyncpg",
     "postgresql+asyncpg": "postgresql+asyncpg",
@@ -61,12 +64,12 @@ def normalize_url(raw: str | URL) -> URL:
     url = url.set(drivername=driver)
     if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
         raise UnsupportedDatabase("an in-memory SQLite database does not outlive one connection; "
-                                  "give a file: sqlite+aiosqlite:///path/to/file.db")
+                                  "give a file: sqlite:///path/to/file.db")
     return url
 
 
 def sqlite_url(path: Path) -> URL:
-    return URL.create("sqlite+aiosqlite", database=str(path.expanduser().resolve()))
+    return URL.create(SQLITE_DRIVER, database=str(path.expanduser().resolve()))
 
 
 def database_url(settings: Settings) -> URL:
