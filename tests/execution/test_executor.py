@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from taskcanvas.execution import follow
 from taskcanvas.service.auth import Principal
 from taskcanvas.service.services import Services, open_services
 from taskcanvas.store.checkpoints import restore
-from taskcanvas.store.models import CheckpointDelta, CheckpointSnapshot
+from taskcanvas.store.models import CheckpointDelta, CheckpointSnapshot, Run, Session, TaskStateEntry
 from taskcanvas.store.models.types import utcnow
 from taskcanvas.store.repositories import EventRepository, RunRepository
 from taskcanvas.testing.model_server import Reply, Rule, ScriptedModelServer
@@ -256,3 +256,38 @@ async def test_a_run_whose_canvas_cannot_start_fails_with_the_reason(world: Worl
     task = await services.tasks.get_by_id(world.owner, view.task.id)
     assert task.current_state is not None and task.current_state.state == "failed"
     assert "ghost-kb" in task.current_state.message
+
+
+async def test_a_run_stopped_between_its_last_checkpoint_and_its_ending_is_not_run_again(
+        world: World, model: ScriptedModelServer) -> None:
+    """The turn's last checkpoint (with ``workflow_finished``) is stored, the run's ending is not,
+    as when the process is killed between the two commits: the next start ends the run from what
+    is stored instead of running the turn again."""
+    services = world.services
+    assert services is not None and world.owner is not None
+    view = await services.tasks.create(world.owner, "me", world.version_id, prompt="go")
+    assert view.latest_run is not None and view.session is not None
+    run_id, session_id, task_id = view.latest_run.id, view.session.id, view.task.id
+    await services.executor.wait(run_id)
+    events = await _events(services, run_id)
+    async with services.database.session() as s:  # the ending undone
+        await s.execute(update(Run).where(Run.id == run_id).values(status="running", finished_at=None))
+        await s.execute(update(Session).where(Session.id == session_id).values(messages=[]))
+        await s.execute(delete(TaskStateEntry).where(TaskStateEntry.task_id == task_id))
+    asked = len(model.requests)
+    await world.close()
+
+    services = await world.open()
+    await _until(lambda: _run_status(services, run_id, "finished"))
+    assert len(model.requests) == asked, "no component ran again"
+    assert await _events(services, run_id) == events, "no event added"
+    done = await services.tasks.get_by_id(world.owner, task_id)
+    assert done.current_state is not None
+    assert (done.current_state.state, done.current_state.message) == ("complete", "ok")
+    logs = await services.tasks.logs(world.owner, done)
+    assert [(e.type, e.content) for e in logs.entries] == [("input", "go"), ("output", "ok")]
+
+
+async def _run_status(services: Services, run_id: uuid.UUID, status: str) -> bool:
+    run = await services.sessions.run(run_id)
+    return run is not None and run.status == status

@@ -69,6 +69,8 @@ class _Execution:
     token: CancelToken = field(default_factory=CancelToken)
     pause_requested: bool = False
     task: asyncio.Task[None] | None = None
+    first: tuple[Run, Session] | None = None
+    """A new session's first run and its session, as just stored: nothing to read back or restore."""
 
 
 class _RunSink(SqlCheckpointSink):
@@ -166,11 +168,15 @@ class Executor:
         task.add_done_callback(self._background.discard)
 
     # ------------------------------------------------------------------ runs
-    def submit(self, run_id: uuid.UUID) -> None:
-        """Execute the run when a slot is free (it must be stored, ``queued`` or ``running``)."""
+    def submit(self, run_id: uuid.UUID, *, first: tuple[Run, Session] | None = None) -> None:
+        """Execute the run when a slot is free (it must be stored, ``queued`` or ``running``).
+
+        ``first``: the run and its session just stored by their creator, when the run is the
+        session's first; it starts from them instead of reading them back, unless it waits for a slot.
+        """
         if self._closing or run_id in self._executions:
             return
-        execution = self._executions[run_id] = _Execution(run_id)
+        execution = self._executions[run_id] = _Execution(run_id, first=first)
         execution.task = asyncio.create_task(self._execute(execution), name=f"run {run_id}")
 
     @property
@@ -207,6 +213,8 @@ class Executor:
     # ------------------------------------------------------------------ one run
     async def _execute(self, execution: _Execution) -> None:
         try:
+            if self._slots.locked():
+                execution.first = None  # what waits for a slot may have changed meanwhile: read it
             async with self._slots:
                 if not execution.pause_requested:
                     await self._run(execution)
@@ -224,10 +232,15 @@ class Executor:
     async def _run(self, execution: _Execution) -> None:
         # Everything the start needs, read at once: one snapshot of the store, no write.
         async with self.database.reading() as s:
-            run = await RunRepository(s).get(execution.run_id)
-            if run is None or (run.status not in ACTIVE_STATUSES and run.status != PAUSED):
-                return
-            session = await SessionRepository(s).get(run.session_id)
+            run: Run | None
+            session: Session | None
+            if execution.first is not None:
+                run, session = execution.first
+            else:
+                run = await RunRepository(s).get(execution.run_id)
+                if run is None or (run.status not in ACTIVE_STATUSES and run.status != PAUSED):
+                    return
+                session = await SessionRepository(s).get(run.session_id)
             version_id = session.agent_version_id if session is not None else None
             # A version never changes: once its canvas is built, its row is not read again.
             canvas = self._canvases.get(version_id) if version_id is not None else None
@@ -235,11 +248,11 @@ class Executor:
             if canvas is None and version_id is not None:
                 version = await AgentRepository(s).get_version(version_id)
             latest = await TaskRepository(s).latest_state(session.task_id) \
-                if session is not None and session.task_id is not None else None
+                if execution.first is None and session is not None and session.task_id is not None else None
             if session is None or (canvas is None and version is None):
                 restored, chosen = None, None
             else:
-                restored = await restore_in(s, session.id)
+                restored = await restore_in(s, session.id) if execution.first is None else None
                 chosen = await SettingRepository(s).get(default_models_key(session.user_id), {}) \
                     if session.user_id is not None else None
         ending = _Ending(run, session, run.message_id or uuid.uuid4().hex, latest.state if latest else None)
@@ -282,6 +295,8 @@ class Executor:
                         checkpoint=sink)
         state = engine.new_session() if restored is None else RunState.from_json(restored.state, canvas.components)
         message_id = ending.message_id
+        if run.started_at is not None and state.turn is None and run.last_seq and await self._end_as_stored(ending):
+            return
         recovering = run.started_at is not None and state.turn is not None
         start = ending.start(first=not recovering)
         if recovering:
@@ -324,6 +339,35 @@ class Executor:
         finally:
             # After the ending is stored: a reader woken by the close finds the run ended.
             self.hub.close(run.id, session.id)
+
+    async def _end_as_stored(self, ending: _Ending) -> bool:
+        """A run stopped after its turn's last checkpoint but before its ending was stored: it is not
+        run again; its stored events say how it ended. False when they do not end the turn."""
+        run, session = ending.run, ending.session
+        async with self.database.reading() as s:
+            payloads = [row.payload for row in await EventRepository(s).after(run.id, 0, limit=run.last_seq)]
+        last: dict[str, Any] = payloads[-1] if payloads else {}
+        data: dict[str, Any] = last["data"] if isinstance(last.get("data"), dict) else {}
+        if last.get("event") == "workflow_finished":
+            status, error = str(data.get("status") or RunStatus.FAILED.value), data.get("error")
+        elif last.get("event") == "user_inputs":
+            status, error = RunStatus.WAITING.value, None
+        else:
+            return False
+        observer = _Observer()
+        for payload in payloads:
+            observer.see(payload)
+        entry = Entry()
+        ending.end(entry, status, observer.outcome(status, error), error=error,
+                   error_component=data.get("component_id") if error else None)
+        if session is not None:
+            self.hub.open(run.id, session.id, stored_upto=run.last_seq)
+        try:
+            await self.database.journal.write(entry)
+        finally:
+            if session is not None:
+                self.hub.close(run.id, session.id)
+        return True
 
     async def _finish_without_engine(self, ending: _Ending, message: str) -> None:
         """A run that cannot start (its canvas no longer builds): failed, with the reason as its events say."""

@@ -39,12 +39,20 @@ async def record(s: AsyncSession, actor: Principal | None, action: str, kind: st
     if actor_name is None and actor is not None:
         user = await UserRepository(s).get(actor.user_id)
         actor_name = user.username if user is not None else ""
+    s.add(entry(actor, action, kind, resource_id, actor_name=actor_name or "", origin=origin,
+                organization_id=organization_id, status_code=status_code, details=details))
+    await s.flush()
+
+
+def entry(actor: Principal | None, action: str, kind: str, resource_id: Any = None, *, actor_name: str,
+          origin: Origin | None = None, organization_id: uuid.UUID | None = None, status_code: int = 200,
+          details: Mapping[str, Any] | None = None) -> AuditEntry:
+    """One audit entry's row, for a change written through the journal (the entry in the same commit)."""
     origin = origin or Origin()
-    await AuditRepository(s).record(
-        action, kind, resource_id=None if resource_id is None else str(resource_id),
-        actor_id=actor.user_id if actor is not None else None, actor_name=actor_name or "",
-        organization_id=organization_id, status_code=status_code, ip=origin.ip, user_agent=origin.user_agent,
-        request_id=origin.request_id, details=details)
+    return AuditEntry(action=action, resource_type=kind, resource_id=None if resource_id is None else str(resource_id),
+                      actor_id=actor.user_id if actor is not None else None, actor_name=actor_name,
+                      organization_id=organization_id, status_code=status_code, ip=origin.ip,
+                      user_agent=origin.user_agent, request_id=origin.request_id, details=dict(details or {}))
 
 
 async def record_alone(database: Database, actor: Principal | None, action: str, kind: str, resource_id: Any = None,

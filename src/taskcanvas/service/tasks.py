@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import BindParameter, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, defer
 
 from taskcanvas.execution import PAUSED, QUEUED, RUNNING, Executor
@@ -42,6 +43,7 @@ from taskcanvas.service.auth import Principal
 from taskcanvas.service.errors import Conflict, Invalid, NotFound, ServiceError
 from taskcanvas.service.rbac import Action, Resource, ResourceKind, authorize, list_scope, require
 from taskcanvas.store import Database, StoreConflict
+from taskcanvas.store.journal import Entry
 from taskcanvas.store.models import (
     Agent,
     AgentVersion,
@@ -161,17 +163,7 @@ class Tasks:
     async def resolve_user(self, principal: Principal, ref: str) -> User:
         """``me``, a user id or a username; 404 for anyone the caller may not see."""
         async with self.database.reading() as s:
-            users = UserRepository(s)
-            if ref == "me":
-                user = await users.get(principal.user_id)
-            elif (user_id := parse_uuid(ref)) is not None:
-                user = await users.get(user_id)
-            else:
-                user = await users.by_username(ref)
-        if user is None:
-            raise NotFound()
-        require(principal, Action.READ, Resource(ResourceKind.USER, owner_id=user.id))
-        return user
+            return await _user_in(s, principal, ref)
 
     async def resolve_organization(self, principal: Principal, ref: str) -> Organization:
         """An organization by id or name (a task list's ``organization:`` filter); 404 if the caller may not see it."""
@@ -303,8 +295,9 @@ class Tasks:
                      name: str | None = None, display_name: str | None = None, preset_id: uuid.UUID | None = None,
                      seed_naming: bool = False, missing_version: type[ServiceError] = Invalid,
                      origin: Origin | None = None) -> TaskView:
-        owner = await self.resolve_user(principal, owner_ref)
         async with self.database.reading() as s:
+            owner = await _user_in(s, principal, owner_ref)
+            actor = owner if owner.id == principal.user_id else await UserRepository(s).get(principal.user_id)
             agents = AgentRepository(s)
             version = await s.get(AgentVersion, version_id, options=[_NO_DSL[1]]) if version_id is not None else None
             agent = await s.get(Agent, version.agent_id, options=[_NO_DSL[0]]) if version is not None else None
@@ -331,24 +324,26 @@ class Tasks:
             shown = shown or generated.display_name
         org_id = agent.organization_id or (org.id if org is not None else None)
         require(principal, Action.CREATE, Resource(ResourceKind.TASK, org_id=org_id, owner_id=owner.id))
+        # The task, its session, first run (a new session's first run is number 1) and audit entry
+        # in one journal entry: they share a commit with the runs in flight.
+        task = Task(id=new_id(), owner_id=owner.id, agent_id=agent.id, agent_version_id=version.id, name=name,
+                    prompt=prompt, display_name=shown, organization_id=org_id,
+                    preset_id=preset.id if preset else None, status="active")
+        session = Session(id=new_id(), agent_id=agent.id, task_id=task.id, agent_version_id=version.id,
+                          user_id=owner.id, name=name, messages=[])
+        run = Run(id=new_id(), session_id=session.id, task_id=task.id, number=1, query=prompt,
+                  inputs=dict(preset.inputs) if preset else {}, status=QUEUED)
+        entry = Entry()
+        for row in (task, session, run, audit.entry(
+                principal, "create", "task", task.id, actor_name=actor.username if actor is not None else "",
+                origin=origin, organization_id=org_id,
+                details={"name": name, "workspace_owner": owner.username, "template_version_id": str(version.id)})):
+            entry.add(row)
         try:
-            async with self.database.session() as s:
-                # One flush for the task, its session and first run: a new session's first run is number 1.
-                task = Task(id=new_id(), owner_id=owner.id, agent_id=agent.id, agent_version_id=version.id, name=name,
-                            prompt=prompt, display_name=shown, organization_id=org_id,
-                            preset_id=preset.id if preset else None, status="active")
-                session = Session(id=new_id(), agent_id=agent.id, task_id=task.id, agent_version_id=version.id,
-                                  user_id=owner.id, name=name, messages=[])
-                run = Run(id=new_id(), session_id=session.id, task_id=task.id, number=1, query=prompt,
-                          inputs=dict(preset.inputs) if preset else {}, status=QUEUED)
-                s.add_all([task, session, run])
-                await audit.record(s, principal, "create", "task", task.id, origin=origin, organization_id=org_id,
-                                   details={"name": name, "workspace_owner": owner.username,
-                                            "template_version_id": str(version.id)},
-                                   actor_name=owner.username if owner.id == principal.user_id else None)
+            await self.database.journal.write(entry)
         except StoreConflict:
             raise Conflict(f'Workspace "{name}" already exists.', detail="name") from None
-        self.executor.submit(run.id)
+        self.executor.submit(run.id, first=(run, session))
         status = derive_status(task, run)
         return TaskView(task=task, owner=owner, organization=org, agent=agent, version=version,
                         session=session, latest_run=run, status=status, current_state=derive_state(status, None, run))
@@ -489,6 +484,20 @@ class Tasks:
                                   session=session, latest_run=run, status=status,
                                   current_state=derive_state(status, state, run)))
         return views
+
+
+async def _user_in(s: AsyncSession, principal: Principal, ref: str) -> User:
+    users = UserRepository(s)
+    if ref == "me":
+        user = await users.get(principal.user_id)
+    elif (user_id := parse_uuid(ref)) is not None:
+        user = await users.get(user_id)
+    else:
+        user = await users.by_username(ref)
+    if user is None:
+        raise NotFound()
+    require(principal, Action.READ, Resource(ResourceKind.USER, owner_id=user.id))
+    return user
 
 
 @functools.cache

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import JSON, Table, insert, update
+from sqlalchemy import JSON, ColumnDefault, Table, insert, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -55,6 +56,20 @@ class Entry:
 
     def insert(self, model: type[Base], **row: Any) -> None:
         self.inserts.append((_table(model), row))
+
+    def add(self, instance: Base) -> None:
+        """Insert ``instance``'s row. A column it leaves unset takes the model's default, which is
+        set on the instance too, so the instance reads as the stored row would."""
+        row: dict[str, Any] = {}
+        for attribute in sa_inspect(type(instance)).column_attrs:
+            column = attribute.columns[0]
+            value = getattr(instance, attribute.key)
+            if value is None and isinstance(column.default, ColumnDefault):
+                default = column.default
+                value = default.arg(None) if default.is_callable else default.arg
+                setattr(instance, attribute.key, value)
+            row[column.name] = value
+        self.inserts.append((_table(type(instance)), row))
 
     def update(self, model: type[Base], key: Any, **values: Any) -> None:
         """``UPDATE ... SET values WHERE id = key`` (after every insert of the entry)."""
@@ -171,7 +186,7 @@ class _Drain:
             return e
         if isinstance(e, sqlite3.Error):
             e = DBAPIError.instance("journal write", None, e, sqlite3.Error)
-        return translate_error(e, self._url) or StoreError(f"writing checkpoints to {self._url} failed: {e}")
+        return translate_error(e, self._url) or StoreError(f"writing to {self._url} failed: {e}")
 
 
 def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
@@ -190,11 +205,11 @@ class _Statement:
     def __init__(self, table: Table, columns: Sequence[str], dialect: Dialect, *, update: bool) -> None:
         self.columns = tuple(columns) + (("id",) if update else ())
         if update:
-            assignments = ", ".join(f"{name} = ?" for name in columns)
-            self.sql = f"UPDATE {table.name} SET {assignments} WHERE id = ?"
-        else:
-            self.sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
-                        f"VALUES ({', '.join('?' * len(columns))})")
+            assignments = ", ".join(f'"{name}" = ?' for name in columns)
+            self.sql = f'UPDATE "{table.name}" SET {assignments} WHERE id = ?'
+        else:  # quoted: some column names (a session's "references") are SQL keywords
+            names = ", ".join(f'"{name}"' for name in columns)
+            self.sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})'
         self._convert = [_json_text if isinstance(table.c[name].type, JSON) else
                          table.c[name].type.bind_processor(dialect) for name in self.columns]
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from taskcanvas.store.models import Membership, Organization, Role
 
@@ -57,7 +57,7 @@ class OrganizationRepository:
         return await self._session.scalar(
             select(Membership)
             .where(Membership.organization_id == organization_id, Membership.user_id == user_id)
-            .options(selectinload(Membership.role))
+            .options(joinedload(Membership.role))
         )
 
     async def memberships_of(self, user_id: uuid.UUID) -> list[Membership]:
@@ -65,7 +65,7 @@ class OrganizationRepository:
         rows = await self._session.scalars(
             select(Membership)
             .where(Membership.user_id == user_id)
-            .options(selectinload(Membership.organization), selectinload(Membership.role))
+            .options(joinedload(Membership.organization), joinedload(Membership.role))
             .order_by(Membership.created_at)
         )
         return list(rows)
@@ -75,7 +75,7 @@ class OrganizationRepository:
         rows = await self._session.scalars(
             select(Membership)
             .where(Membership.organization_id == organization_id)
-            .options(selectinload(Membership.user), selectinload(Membership.role))
+            .options(joinedload(Membership.user), joinedload(Membership.role))
             .order_by(Membership.created_at)
         )
         return list(rows)

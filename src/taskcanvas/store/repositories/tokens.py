@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from taskcanvas.store.models import ApiToken
 
@@ -46,7 +46,7 @@ class TokenRepository:
     async def by_key_id(self, key_id: str) -> ApiToken | None:
         """The token a request presents, with its user (every authenticated request needs both)."""
         return await self._session.scalar(
-            select(ApiToken).where(ApiToken.key_id == key_id).options(selectinload(ApiToken.user)))
+            select(ApiToken).where(ApiToken.key_id == key_id).options(joinedload(ApiToken.user)))
 
     async def by_name(self, user_id: uuid.UUID, name: str) -> ApiToken | None:
         """A user's token by name, revoked or not (a revoked one still holds its name)."""
