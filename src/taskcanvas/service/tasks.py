@@ -298,15 +298,14 @@ class Tasks:
         async with self.database.reading() as s:
             owner = await _user_in(s, principal, owner_ref)
             actor = owner if owner.id == principal.user_id else await UserRepository(s).get(principal.user_id)
-            agents = AgentRepository(s)
-            version = await s.get(AgentVersion, version_id, options=[_NO_DSL[1]]) if version_id is not None else None
-            agent = await s.get(Agent, version.agent_id, options=[_NO_DSL[0]]) if version is not None else None
-            preset = await agents.get_preset(preset_id) if preset_id is not None else None
-            org = None
-            if agent is not None:
-                orgs = OrganizationRepository(s)
-                org = await (orgs.get(agent.organization_id) if agent.organization_id is not None
-                             else orgs.by_name(DEFAULT_ORGANIZATION))
+            version, agent, org = None, None, None
+            if version_id is not None:
+                found = (await s.execute(_version_statement(), {"version_id": version_id})).first()
+                if found is not None:
+                    version, agent, org = found
+            if agent is not None and agent.organization_id is None:
+                org = await OrganizationRepository(s).by_name(DEFAULT_ORGANIZATION)
+            preset = await AgentRepository(s).get_preset(preset_id) if preset_id is not None else None
         if version is None or agent is None or not _may_read_agent(principal, agent):
             raise _version_missing(missing_version)
         if preset_id is not None and (preset is None or preset.agent_version_id != version.id):
@@ -498,6 +497,16 @@ async def _user_in(s: AsyncSession, principal: Principal, ref: str) -> User:
         raise NotFound()
     require(principal, Action.READ, Resource(ResourceKind.USER, owner_id=user.id))
     return user
+
+
+@functools.cache
+def _version_statement() -> Any:
+    """An agent version with its agent and the agent's organization, in one statement built once."""
+    return (select(AgentVersion, Agent, Organization)
+            .join(Agent, Agent.id == AgentVersion.agent_id)
+            .outerjoin(Organization, Organization.id == Agent.organization_id)
+            .where(AgentVersion.id == bindparam("version_id"))
+            .options(_NO_DSL[0], _NO_DSL[1]))
 
 
 @functools.cache
