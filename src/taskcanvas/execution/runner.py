@@ -343,7 +343,7 @@ class Executor:
     async def _end_as_stored(self, ending: _Ending) -> bool:
         """A run stopped after its turn's last checkpoint but before its ending was stored: it is not
         run again; its stored events say how it ended. False when they do not end the turn."""
-        run, session = ending.run, ending.session
+        run = ending.run
         async with self.database.reading() as s:
             payloads = [row.payload for row in await EventRepository(s).after(run.id, 0, limit=run.last_seq)]
         last: dict[str, Any] = payloads[-1] if payloads else {}
@@ -360,13 +360,7 @@ class Executor:
         entry = Entry()
         ending.end(entry, status, observer.outcome(status, error), error=error,
                    error_component=data.get("component_id") if error else None)
-        if session is not None:
-            self.hub.open(run.id, session.id, stored_upto=run.last_seq)
-        try:
-            await self.database.journal.write(entry)
-        finally:
-            if session is not None:
-                self.hub.close(run.id, session.id)
+        await self._write_ending(ending, entry)
         return True
 
     async def _finish_without_engine(self, ending: _Ending, message: str) -> None:
@@ -380,6 +374,11 @@ class Executor:
                      created_at=utcnow())
         entry.update(Run, run.id, last_seq=run.last_seq + 1)
         ending.fail(entry, message)
+        await self._write_ending(ending, entry)
+
+    async def _write_ending(self, ending: _Ending, entry: Entry) -> None:
+        """Store an ending written without the engine; readers of the run are woken once it is stored."""
+        run, session = ending.run, ending.session
         if session is not None:
             self.hub.open(run.id, session.id, stored_upto=run.last_seq)
         try:
