@@ -9,11 +9,12 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, inspect, select, text
 
 from taskcanvas.store import Database, MigrationFailed
 from taskcanvas.store.migrations import config, current, head, upgrade
-from taskcanvas.store.models import Base
+from taskcanvas.store.models import Base, CheckpointDelta, RunEvent
+from tests.store.factories import make_world
 
 
 def _differences(connection: Connection) -> list[Any]:
@@ -69,3 +70,22 @@ async def test_concurrent_upgrades_wait_for_each_other(empty_database: Database)
     """Two connections upgrading at once (two ``serve`` processes starting): one waits, then does nothing."""
     results = await asyncio.gather(*(upgrade(empty_database) for _ in range(3)))
     assert results == [head()] * 3
+
+
+async def test_events_and_deltas_stored_before_0002_are_kept_in_their_clustered_tables(
+        empty_database: Database) -> None:
+    assert await upgrade(empty_database, "0001") == "0001"
+    world = await make_world(empty_database)
+    async with empty_database.session() as s:
+        s.add(RunEvent(run_id=world.run_id, seq=1, name="workflow_started", payload={"event": "workflow_started"}))
+        s.add(CheckpointDelta(session_id=world.session_id, seq=1, component_id="begin", delta={"outputs": {}}))
+    assert await upgrade(empty_database) == head()
+    async with empty_database.reading() as s:
+        events = [(e.run_id, e.seq, e.payload) for e in await s.scalars(select(RunEvent))]
+        deltas = [(d.session_id, d.component_id) for d in await s.scalars(select(CheckpointDelta))]
+        if empty_database.backend == "sqlite":
+            ddl = (await s.execute(text("SELECT sql FROM sqlite_master WHERE name IN "
+                                        "('run_events', 'checkpoint_deltas')"))).scalars().all()
+            assert len(ddl) == 2 and all(sql.rstrip().endswith("WITHOUT ROWID") for sql in ddl)
+    assert events == [(world.run_id, 1, {"event": "workflow_started"})]
+    assert deltas == [(world.session_id, "begin")]

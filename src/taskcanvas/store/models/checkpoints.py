@@ -22,7 +22,8 @@ from taskcanvas.store.models.types import utcnow
 
 class CheckpointDelta(Base):
     __tablename__ = "checkpoint_deltas"
-    __table_args__ = (PrimaryKeyConstraint("session_id", "seq"),)
+    # Clustered on the key it is written and read by (migration 0002): one B-tree per insert on SQLite.
+    __table_args__ = (PrimaryKeyConstraint("session_id", "seq"), {"sqlite_with_rowid": False})
 
     session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     seq: Mapped[int]
