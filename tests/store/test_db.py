@@ -110,6 +110,8 @@ async def test_sqlite_answers_on_the_loop_thread_without_a_thread_per_connection
         assert [(await s.execute(text("SELECT v FROM t"))).scalar() for s in units] == ["one"] * 3
         for r in reversed(readers):
             await r.__aexit__(None, None, None)
+        async with database.connect() as connection:  # a streamed result reads the same rows
+            assert [row.v async for row in await connection.stream(text("SELECT v FROM t"))] == ["one"]
         assert threading.active_count() == before
 
 async def test_a_database_without_the_schema_says_to_upgrade(empty_database: Database) -> None:

@@ -15,7 +15,7 @@ asynchronously.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, cast
 
 from sqlalchemy import pool, util
@@ -89,6 +89,10 @@ class _Cursor:
 
     async def close(self) -> None:
         self._cursor.close()
+
+    async def __aiter__(self) -> AsyncIterator[Any]:  # streamed results (server-side cursors)
+        for row in self._cursor:
+            yield row
 
 
 class _Connection:
