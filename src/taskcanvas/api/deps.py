@@ -20,7 +20,7 @@ async def get_services(request: Request) -> Services:
 
 async def get_principal(request: Request) -> Principal:
     """The authenticated caller; Unauthorized (401) without a valid token."""
-    services: Services = request.app.state.services
+    services = await get_services(request)
     return await services.accounts.authenticate(request.headers)
 
 

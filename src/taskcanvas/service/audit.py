@@ -21,6 +21,7 @@ from taskcanvas.service.rbac import Action, Resource, ResourceKind, require
 from taskcanvas.store import Database
 from taskcanvas.store.models import AuditEntry
 from taskcanvas.store.repositories import AuditRepository, UserRepository
+from taskcanvas.store.repositories.audit import new_entry
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,9 @@ def entry(actor: Principal | None, action: str, kind: str, resource_id: Any = No
           details: Mapping[str, Any] | None = None) -> AuditEntry:
     """One audit entry's row, for a change written through the journal (the entry in the same commit)."""
     origin = origin or Origin()
-    return AuditEntry(action=action, resource_type=kind, resource_id=None if resource_id is None else str(resource_id),
-                      actor_id=actor.user_id if actor is not None else None, actor_name=actor_name,
-                      organization_id=organization_id, status_code=status_code, ip=origin.ip,
-                      user_agent=origin.user_agent, request_id=origin.request_id, details=dict(details or {}))
+    return new_entry(action, kind, resource_id=resource_id, actor_id=actor.user_id if actor is not None else None,
+                     actor_name=actor_name, organization_id=organization_id, status_code=status_code,
+                     ip=origin.ip, user_agent=origin.user_agent, request_id=origin.request_id, details=details)
 
 
 async def record_alone(database: Database, actor: Principal | None, action: str, kind: str, resource_id: Any = None,

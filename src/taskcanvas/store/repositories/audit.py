@@ -13,6 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from taskcanvas.store.models import AuditEntry
 
 
+def new_entry(action: str, resource_type: str, *, resource_id: str | uuid.UUID | None = None,
+              actor_id: uuid.UUID | None = None, actor_name: str = "", organization_id: uuid.UUID | None = None,
+              status_code: int | None = None, ip: str | None = None, user_agent: str | None = None,
+              request_id: str | None = None, details: Mapping[str, Any] | None = None) -> AuditEntry:
+    """An audit entry's row, not yet stored (the journal writes some with the change they record)."""
+    return AuditEntry(action=action, resource_type=resource_type,
+                      resource_id=None if resource_id is None else str(resource_id), actor_id=actor_id,
+                      actor_name=actor_name, organization_id=organization_id, status_code=status_code,
+                      ip=ip, user_agent=user_agent, request_id=request_id, details=dict(details or {}))
+
+
 class AuditRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -22,10 +33,10 @@ class AuditRepository:
                      organization_id: uuid.UUID | None = None, status_code: int | None = None,
                      ip: str | None = None, user_agent: str | None = None, request_id: str | None = None,
                      details: Mapping[str, Any] | None = None) -> AuditEntry:
-        entry = AuditEntry(action=action, resource_type=resource_type,
-                           resource_id=None if resource_id is None else str(resource_id), actor_id=actor_id,
-                           actor_name=actor_name, organization_id=organization_id, status_code=status_code,
-                           ip=ip, user_agent=user_agent, request_id=request_id, details=dict(details or {}))
+        """Append an entry in the session's transaction."""
+        entry = new_entry(action, resource_type, resource_id=resource_id, actor_id=actor_id, actor_name=actor_name,
+                          organization_id=organization_id, status_code=status_code, ip=ip, user_agent=user_agent,
+                          request_id=request_id, details=details)
         self._session.add(entry)
         await self._session.flush()
         return entry
