@@ -157,9 +157,10 @@ class _Recorder:
         await self.inner.put_delta(delta)
         self.after_each_delta.append(json.loads(json.dumps(self.state.to_json())))
 
-    async def put_snapshot(self, state: dict[str, Any], status: str) -> None:
+    async def put_end(self, delta: Delta, state: dict[str, Any], status: str) -> None:
         self.snapshots += 1
-        await self.inner.put_snapshot(state, status)
+        await self.inner.put_end(delta, state, status)
+        self.after_each_delta.append(json.loads(json.dumps(self.state.to_json())))
 
 
 @dataclass
@@ -302,7 +303,8 @@ async def test_retention_keeps_what_is_younger_than_it(make_sink: MakeSink) -> N
     await started.engine.run(started.state, query="q").collect()
 
     deltas, snapshots = await under_test.stored()
-    assert deltas == len(started.recorder.after_each_delta)
+    # One per finished component; the run's last (its end) is in the end snapshot, stored with it.
+    assert deltas == len(started.recorder.after_each_delta) - 1
     assert snapshots > 2
     assert (await under_test.load()).state == _final(started.state)
 
@@ -338,8 +340,8 @@ async def test_a_recovered_run_goes_on_without_repeating_what_was_stored(make_si
             await started.recorder.put_delta(delta)
             stored_upto.append(len(seen))
 
-        async def put_snapshot(self, state: dict[str, Any], status: str) -> None:
-            await started.recorder.put_snapshot(state, status)
+        async def put_end(self, delta: Delta, state: dict[str, Any], status: str) -> None:
+            await started.recorder.put_end(delta, state, status)
 
     started.engine.checkpoint = _Counting()
     events = started.engine.run(started.state, query="q").__aiter__()

@@ -260,9 +260,9 @@ async def test_a_run_whose_canvas_cannot_start_fails_with_the_reason(world: Worl
 
 async def test_a_run_stopped_between_its_last_checkpoint_and_its_ending_is_not_run_again(
         world: World, model: ScriptedModelServer) -> None:
-    """The turn's last checkpoint (with ``workflow_finished``) is stored, the run's ending is not,
-    as when the process is killed between the two commits: the next start ends the run from what
-    is stored instead of running the turn again."""
+    """The turn's last checkpoint (with ``workflow_finished``) is stored, the run's ending is not, as
+    a store written before the two shared a commit holds when the process was killed between them:
+    the next start ends the run from what is stored instead of running the turn again."""
     services = world.services
     assert services is not None and world.owner is not None
     view = await services.tasks.create(world.owner, "me", world.version_id, prompt="go")

@@ -6,7 +6,7 @@ from any point, stored then live.
 """
 
 from taskcanvas.execution.hub import EventHub
-from taskcanvas.execution.runner import ACTIVE_STATUSES, PAUSED, QUEUED, RUNNING, Executor
+from taskcanvas.execution.runner import ACTIVE_STATUSES, PAUSED, QUEUED, RUNNING, Executor, FirstRun
 from taskcanvas.execution.streams import follow, stored
 
-__all__ = ["ACTIVE_STATUSES", "PAUSED", "QUEUED", "RUNNING", "EventHub", "Executor", "follow", "stored"]
+__all__ = ["ACTIVE_STATUSES", "PAUSED", "QUEUED", "RUNNING", "EventHub", "Executor", "FirstRun", "follow", "stored"]

@@ -5,7 +5,8 @@ engine's checkpoint sink is the store's, and each checkpoint's transaction also 
 events emitted up to that component, so what is stored is always a consistent prefix: after a
 crash, :meth:`Executor.start` picks up runs left ``running`` and the engine goes on from the
 last finished component (``Engine.recover``) — nothing finished runs again, no stored event is
-lost or repeated.
+lost or repeated. The run's ending (its status, the conversation, the task's state) is stored in
+the same commit as its last checkpoint.
 
 Pausing is graceful: the run stops right after its current component's checkpoint, and
 resuming it is the same recovery. A session waiting for input holds no slot and no asyncio
@@ -36,9 +37,9 @@ from taskcanvas.runtime.errors import RunStatus
 from taskcanvas.runtime.registry import Registry
 from taskcanvas.runtime.state import Delta, RunState
 from taskcanvas.store import CheckpointPolicy, Database, SqlCheckpointSink, StoreError
-from taskcanvas.store.checkpoints import prune_expired, restore_in
+from taskcanvas.store.checkpoints import RestoredState, prune_expired, restore_in
 from taskcanvas.store.journal import Entry
-from taskcanvas.store.models import Run, RunEvent, Session, TaskStateEntry
+from taskcanvas.store.models import AgentVersion, Run, RunEvent, Session, TaskStateEntry
 from taskcanvas.store.models.types import new_id, utcnow
 from taskcanvas.store.repositories import (
     AgentRepository,
@@ -63,14 +64,23 @@ class _Paused(Exception):
     """Raised from the checkpoint sink to stop a run right after a stored component."""
 
 
+@dataclass(frozen=True)
+class FirstRun:
+    """A new session's first run as its creator just stored it: nothing to read back or restore."""
+
+    run: Run
+    session: Session
+    chosen_models: Any
+    """The session user's default models setting (``None`` when they chose none)."""
+
+
 @dataclass
 class _Execution:
     run_id: uuid.UUID
     token: CancelToken = field(default_factory=CancelToken)
     pause_requested: bool = False
     task: asyncio.Task[None] | None = None
-    first: tuple[Run, Session] | None = None
-    """A new session's first run and its session, as just stored: nothing to read back or restore."""
+    first: FirstRun | None = None
 
 
 class _RunSink(SqlCheckpointSink):
@@ -87,8 +97,8 @@ class _RunSink(SqlCheckpointSink):
         if self._execution.pause_requested and delta.component_id:
             raise _Paused
 
-    async def put_snapshot(self, state: dict[str, Any], status: str) -> None:
-        await super().put_snapshot(state, status)
+    async def put_end(self, delta: Delta, state: dict[str, Any], status: str) -> None:
+        await super().put_end(delta, state, status)
         self._after_write()
 
 
@@ -168,11 +178,11 @@ class Executor:
         task.add_done_callback(self._background.discard)
 
     # ------------------------------------------------------------------ runs
-    def submit(self, run_id: uuid.UUID, *, first: tuple[Run, Session] | None = None) -> None:
+    def submit(self, run_id: uuid.UUID, *, first: FirstRun | None = None) -> None:
         """Execute the run when a slot is free (it must be stored, ``queued`` or ``running``).
 
-        ``first``: the run and its session just stored by their creator, when the run is the
-        session's first; it starts from them instead of reading them back, unless it waits for a slot.
+        ``first``: what the creator of a new session's first run just stored and read; the run
+        starts from it instead of reading it back, unless it waits for a slot.
         """
         if self._closing or run_id in self._executions:
             return
@@ -229,33 +239,48 @@ class Executor:
         finally:
             self._executions.pop(execution.run_id, None)
 
-    async def _run(self, execution: _Execution) -> None:
+    async def _start_of(self, execution: _Execution) -> _Start | None:
+        """What the run starts from; ``None`` when it is no longer to be run."""
+        first = execution.first
+        version_id = first.session.agent_version_id if first is not None else None
+        canvas = self._canvases.get(version_id) if version_id is not None else None
+        if first is not None and canvas is not None:
+            # A new session's first run of a canvas built before: everything is at hand.
+            return _Start(first.run, first.session, canvas, None, None, None, first.chosen_models, 0)
         # Everything the start needs, read at once: one snapshot of the store, no write.
+        session: Session | None
         async with self.database.reading() as s:
-            run: Run | None
-            session: Session | None
-            if execution.first is not None:
-                run, session = execution.first
+            if first is not None:
+                run, session = first.run, first.session
             else:
-                run = await RunRepository(s).get(execution.run_id)
-                if run is None or (run.status not in ACTIVE_STATUSES and run.status != PAUSED):
-                    return
-                session = await SessionRepository(s).get(run.session_id)
-            version_id = session.agent_version_id if session is not None else None
+                found = await RunRepository(s).get(execution.run_id)
+                if found is None or (found.status not in ACTIVE_STATUSES and found.status != PAUSED):
+                    return None
+                run, session = found, await SessionRepository(s).get(found.session_id)
+            # The run's events stored so far (a run cut short by a crash or a pause).
+            stored = await EventRepository(s).last_seq(run.id) if run.started_at is not None else 0
+            if session is None or session.agent_version_id is None:
+                return _Start(run, session, None, None, None, None, None, stored)
             # A version never changes: once its canvas is built, its row is not read again.
-            canvas = self._canvases.get(version_id) if version_id is not None else None
-            version = None
-            if canvas is None and version_id is not None:
-                version = await AgentRepository(s).get_version(version_id)
+            canvas = self._canvases.get(session.agent_version_id)
+            version = await AgentRepository(s).get_version(session.agent_version_id) if canvas is None else None
             latest = await TaskRepository(s).latest_state(session.task_id) \
-                if execution.first is None and session is not None and session.task_id is not None else None
-            if session is None or (canvas is None and version is None):
-                restored, chosen = None, None
-            else:
-                restored = await restore_in(s, session.id) if execution.first is None else None
-                chosen = await SettingRepository(s).get(default_models_key(session.user_id), {}) \
-                    if session.user_id is not None else None
-        ending = _Ending(run, session, run.message_id or uuid.uuid4().hex, latest.state if latest else None)
+                if first is None and session.task_id is not None else None
+            if canvas is None and version is None:
+                return _Start(run, session, None, None, latest.state if latest else None, None, None, stored)
+            restored = await restore_in(s, session.id) if first is None else None
+            chosen = first.chosen_models if first is not None else \
+                await SettingRepository(s).get(default_models_key(session.user_id)) \
+                if session.user_id is not None else None
+        return _Start(run, session, canvas, version, latest.state if latest else None, restored, chosen, stored)
+
+    async def _run(self, execution: _Execution) -> None:
+        start_of = await self._start_of(execution)
+        if start_of is None:
+            return
+        run, session, canvas, version = start_of.run, start_of.session, start_of.canvas, start_of.version
+        restored, chosen = start_of.restored, start_of.chosen_models
+        ending = _Ending(run, session, run.message_id or uuid.uuid4().hex, start_of.task_state, start_of.stored)
         if session is None or (canvas is None and version is None):
             await self._finish_without_engine(ending, "the agent version this run needs is gone")
             return
@@ -269,33 +294,36 @@ class Executor:
             return
 
         pending: list[dict[str, Any]] = []
-        seq = run.last_seq
-        stored = run.last_seq
+        seq = stored = start_of.stored
+        observer = _Observer()
 
         def take_pending(entry: Entry) -> None:
             """The events emitted since the last checkpoint go into the checkpoint's entry."""
-            nonlocal stored
             if not pending:
                 return
             now = utcnow()
             for event in pending:
-                stored += 1
-                entry.insert(RunEvent, run_id=run.id, seq=stored, name=str(event.get("event", "")), payload=event,
-                             created_at=now)
-            entry.update(Run, run.id, last_seq=stored)
+                ending.events += 1
+                entry.insert(RunEvent, run_id=run.id, seq=ending.events, name=str(event.get("event", "")),
+                             payload=event, created_at=now)
             pending.clear()
 
+        def end(entry: Entry, status: str) -> None:
+            """The run's ending, stored with its last checkpoint."""
+            ending.end(entry, status, observer.outcome(status, engine_run.error), error=engine_run.error,
+                       error_component=engine_run.error_component)
+
         def after_write() -> None:
-            self.hub.stored(run.id, stored)
+            self.hub.stored(run.id, ending.events)
 
         sink = _RunSink(self.database, session.id, run_id=run.id, policy=self._policy, companion=take_pending,
-                        after_write=after_write, execution=execution)
+                        ending=end, after_write=after_write, execution=execution)
         sink.adopt(restored)
         engine = Engine(canvas, limits=self._limits, http=self._http, services=self._services_for(chosen),
                         checkpoint=sink)
         state = engine.new_session() if restored is None else RunState.from_json(restored.state, canvas.components)
         message_id = ending.message_id
-        if run.started_at is not None and state.turn is None and run.last_seq and await self._end_as_stored(ending):
+        if run.started_at is not None and state.turn is None and stored and await self._end_as_stored(ending):
             return
         recovering = run.started_at is not None and state.turn is not None
         start = ending.start(first=not recovering)
@@ -307,45 +335,38 @@ class Executor:
             engine_run = engine.run(state, query=run.query, inputs=run.inputs, user_id=_user_ref(session),
                                     task_id=session.id.hex, cancel=execution.token, message_id=message_id)
 
-        self.hub.open(run.id, session.id, stored_upto=run.last_seq)
-        observer = _Observer()
+        self.hub.open(run.id, session.id, stored_upto=stored)
         if recovering:
             # The answer so far is in the events already stored (before a pause or a crash).
             async with self.database.reading() as s:
-                for row in await EventRepository(s).after(run.id, 0, limit=run.last_seq or 1):
+                for row in await EventRepository(s).after(run.id, 0, limit=stored or 1):
                     observer.see(row.payload)
         try:
-            try:
-                async for event in engine_run:
-                    seq += 1
-                    data = dict(event)
-                    data["session_id"] = session.id.hex
-                    pending.append(data)
-                    observer.see(data)
-                    self.hub.publish(run.id, seq, data)
-            except _Paused:
-                # Paused by its user it stays paused; stopped by a shutdown it stays "running" for the next start.
-                entry = Entry()
-                take_pending(entry)
-                entry.update(Run, run.id, status=RUNNING if self._closing else PAUSED)
-                await self.database.journal.write(entry)
-                return
-            status = (engine_run.status or RunStatus.FAILED).value
+            async for event in engine_run:
+                seq += 1
+                data = dict(event)
+                data["session_id"] = session.id.hex
+                pending.append(data)
+                observer.see(data)
+                self.hub.publish(run.id, seq, data)
+        except _Paused:
+            # Paused by its user it stays paused; stopped by a shutdown it stays "running" for the next start.
             entry = Entry()
             take_pending(entry)
-            ending.end(entry, status, observer.outcome(status, engine_run.error), error=engine_run.error,
-                       error_component=engine_run.error_component)
+            entry.update(Run, run.id, status=RUNNING if self._closing else PAUSED, last_seq=ending.events)
             await self.database.journal.write(entry)
         finally:
-            # After the ending is stored: a reader woken by the close finds the run ended.
+            # After the ending is stored (with the run's last checkpoint): a reader woken by the
+            # close finds the run ended.
             self.hub.close(run.id, session.id)
 
     async def _end_as_stored(self, ending: _Ending) -> bool:
-        """A run stopped after its turn's last checkpoint but before its ending was stored: it is not
-        run again; its stored events say how it ended. False when they do not end the turn."""
+        """A run stopped after its turn's last checkpoint but before its ending was stored (a store
+        written before the two shared a commit can hold one): it is not run again; its stored events
+        say how it ended. False when they do not end the turn."""
         run = ending.run
         async with self.database.reading() as s:
-            payloads = [row.payload for row in await EventRepository(s).after(run.id, 0, limit=run.last_seq)]
+            payloads = [row.payload for row in await EventRepository(s).after(run.id, 0, limit=ending.events)]
         last: dict[str, Any] = payloads[-1] if payloads else {}
         data: dict[str, Any] = last["data"] if isinstance(last.get("data"), dict) else {}
         if last.get("event") == "workflow_finished":
@@ -370,9 +391,9 @@ class Executor:
                  "created_at": int(utcnow().timestamp()), "task_id": session.id.hex if session else "",
                  "data": {"inputs": {}, "outputs": {}, "status": "failed", "error": message}}
         entry = Entry()
-        entry.insert(RunEvent, run_id=run.id, seq=run.last_seq + 1, name="workflow_finished", payload=event,
+        ending.events += 1
+        entry.insert(RunEvent, run_id=run.id, seq=ending.events, name="workflow_finished", payload=event,
                      created_at=utcnow())
-        entry.update(Run, run.id, last_seq=run.last_seq + 1)
         ending.fail(entry, message)
         await self._write_ending(ending, entry)
 
@@ -380,7 +401,7 @@ class Executor:
         """Store an ending written without the engine; readers of the run are woken once it is stored."""
         run, session = ending.run, ending.session
         if session is not None:
-            self.hub.open(run.id, session.id, stored_upto=run.last_seq)
+            self.hub.open(run.id, session.id, stored_upto=ending.events)
         try:
             await self.database.journal.write(entry)
         finally:
@@ -413,6 +434,21 @@ class Executor:
         return canvas
 
 
+@dataclass(frozen=True)
+class _Start:
+    """What a run starts from: its rows, its canvas (or the version to build it from), the task's
+    latest state, the session's stored state, the user's default models, its stored events' count."""
+
+    run: Run
+    session: Session | None
+    canvas: Canvas | None
+    version: AgentVersion | None
+    task_state: str | None
+    restored: RestoredState | None
+    chosen_models: Any
+    stored: int
+
+
 @dataclass
 class _Ending:
     """The rows a run's start and end change besides its checkpoints: the run, the conversation,
@@ -422,6 +458,8 @@ class _Ending:
     session: Session | None
     message_id: str
     task_state: str | None
+    events: int
+    """How many of the run's events are stored (or, while a checkpoint is written, will be)."""
 
     def start(self, *, first: bool) -> Entry:
         entry = Entry()
@@ -435,7 +473,8 @@ class _Ending:
     def end(self, entry: Entry, status: str, outcome: TurnOutcome, *, error: str | None,
             error_component: str | None) -> None:
         now = utcnow()
-        entry.update(Run, self.run.id, status=status, error=error, error_component=error_component, finished_at=now)
+        entry.update(Run, self.run.id, status=status, error=error, error_component=error_component, finished_at=now,
+                     last_seq=self.events)
         assert self.session is not None
         messages = list(self.session.messages)
         if self.run.query not in (None, ""):
@@ -448,7 +487,8 @@ class _Ending:
 
     def fail(self, entry: Entry, message: str) -> None:
         """Ended before the engine ran: failed, with ``message`` as the reason."""
-        entry.update(Run, self.run.id, status=RunStatus.FAILED.value, error=message, finished_at=utcnow())
+        entry.update(Run, self.run.id, status=RunStatus.FAILED.value, error=message, finished_at=utcnow(),
+                     last_seq=self.events)
         self._state(entry, "failed", _clip(message))
 
     def _state(self, entry: Entry, state: str, message: str) -> None:

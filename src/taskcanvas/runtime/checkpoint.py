@@ -1,8 +1,9 @@
 """Where the engine hands what each component changed (DESIGN.md, "Checkpoints").
 
-A sink receives a :class:`~taskcanvas.runtime.state.Delta` after every component and the
-whole state when a run ends; the store layer keeps deltas plus periodic snapshots. The
-in-memory sink here is the reference implementation and what tests replay.
+A sink receives a :class:`~taskcanvas.runtime.state.Delta` after every component and, when a
+run ends, its last delta (the run's own changes: history, waiting) with the whole state in one
+call, so a store can keep the ending as one write. The store layer keeps deltas plus periodic
+snapshots; the in-memory sink here is the reference implementation and what tests replay.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from taskcanvas.runtime.state import Delta
 class CheckpointSink(Protocol):
     async def put_delta(self, delta: Delta) -> None: ...
 
-    async def put_snapshot(self, state: dict[str, Any], status: str) -> None: ...
+    async def put_end(self, delta: Delta, state: dict[str, Any], status: str) -> None:
+        """The run ended with ``status``: its changes since the last delta, and its whole state."""
+        ...
 
 
 class MemoryCheckpointSink:
@@ -29,6 +32,7 @@ class MemoryCheckpointSink:
     async def put_delta(self, delta: Delta) -> None:
         self.deltas.append(delta.to_json())
 
-    async def put_snapshot(self, state: dict[str, Any], status: str) -> None:
+    async def put_end(self, delta: Delta, state: dict[str, Any], status: str) -> None:
+        self.deltas.append(delta.to_json())
         self.snapshot = state
         self.status = status

@@ -553,8 +553,8 @@ class Run:
         sink = self.engine.checkpoint
         if sink is not None:
             # The run's own changes at its end (history, waiting) form a last delta.
-            await sink.put_delta(self.state.take_delta(""))
-            await sink.put_snapshot(self.state.to_json(), (self.status or RunStatus.FAILED).value)
+            await sink.put_end(self.state.take_delta(""), self.state.to_json(),
+                               (self.status or RunStatus.FAILED).value)
 
 
 class _TimeLimit(Exception):

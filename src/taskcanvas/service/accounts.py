@@ -391,7 +391,7 @@ def _principal(user: User, memberships: list[Membership], *, token_id: str | Non
     """Grants from rows; a role name the rules do not know (a custom role, later) grants nothing."""
     org_roles = {m.organization_id: OrgRole(m.role.name) for m in memberships if m.role.name in _ORG_ROLE_NAMES}
     site_role = SiteRole(user.site_role) if user.site_role in _SITE_ROLE_NAMES else None
-    return Principal(user.id, site_role=site_role, org_roles=org_roles, token_id=token_id)
+    return Principal(user.id, site_role=site_role, org_roles=org_roles, token_id=token_id, user=user)
 
 
 async def _audit(s: AsyncSession, action: str, resource_type: str, resource_id: uuid.UUID, *,

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from hmac import compare_digest as _compare_digest
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 from uuid import UUID
 
 import argon2
@@ -41,6 +41,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from taskcanvas.service.errors import Invalid, Unauthorized
 from taskcanvas.service.rbac import OrgRole, SiteRole
+
+if TYPE_CHECKING:
+    from taskcanvas.store.models import User
 
 SESSION_TOKEN_HEADER: Final = "Coder-Session-Token"
 TOKEN_PREFIX: Final = "tc"
@@ -316,6 +319,8 @@ class Principal:
     org_roles: Mapping[UUID, OrgRole] = field(default_factory=dict, hash=False)
     token_id: str | None = None
     """The token that authenticated this request (so "revoke the current session" can find it)."""
+    user: User | None = field(default=None, compare=False, repr=False)
+    """The user's row as read with the grants (so acting as "me" needs no second read)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "org_roles", MappingProxyType(dict(self.org_roles)))

@@ -34,7 +34,7 @@ from sqlalchemy import BindParameter, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, defer
 
-from taskcanvas.execution import PAUSED, QUEUED, RUNNING, Executor
+from taskcanvas.execution import PAUSED, QUEUED, RUNNING, Executor, FirstRun
 from taskcanvas.service import audit, naming
 from taskcanvas.service.agents import DEFAULT_ORGANIZATION
 from taskcanvas.service.agents import resource as agent_resource
@@ -65,6 +65,7 @@ from taskcanvas.store.repositories import (
     TaskRepository,
     UserRepository,
 )
+from taskcanvas.store.repositories.settings import SettingRepository, default_models_key
 
 STATUSES = ("pending", "initializing", "active", "paused", "error", "unknown")
 VERSION_NOT_FOUND = "Template version not found or you do not have access to this resource"
@@ -306,6 +307,8 @@ class Tasks:
             if agent is not None and agent.organization_id is None:
                 org = await OrganizationRepository(s).by_name(DEFAULT_ORGANIZATION)
             preset = await AgentRepository(s).get_preset(preset_id) if preset_id is not None else None
+            # What the first run needs besides the rows written here: it starts without a read.
+            chosen_models = await SettingRepository(s).get(default_models_key(owner.id))
         if version is None or agent is None or not _may_read_agent(principal, agent):
             raise _version_missing(missing_version)
         if preset_id is not None and (preset is None or preset.agent_version_id != version.id):
@@ -342,7 +345,7 @@ class Tasks:
             await self.database.journal.write(entry)
         except StoreConflict:
             raise Conflict(f'Workspace "{name}" already exists.', detail="name") from None
-        self.executor.submit(run.id, first=(run, session))
+        self.executor.submit(run.id, first=FirstRun(run, session, chosen_models))
         status = derive_status(task, run)
         return TaskView(task=task, owner=owner, organization=org, agent=agent, version=version,
                         session=session, latest_run=run, status=status, current_state=derive_state(status, None, run))
@@ -488,7 +491,7 @@ class Tasks:
 async def _user_in(s: AsyncSession, principal: Principal, ref: str) -> User:
     users = UserRepository(s)
     if ref == "me":
-        user = await users.get(principal.user_id)
+        user = principal.user or await users.get(principal.user_id)
     elif (user_id := parse_uuid(ref)) is not None:
         user = await users.get(user_id)
     else:

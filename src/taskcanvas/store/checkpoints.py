@@ -51,6 +51,8 @@ _log = logging.getLogger(__name__)
 
 Companion = Callable[[Entry], None]
 """Adds to a checkpoint's entry what must be stored with it (the run's events up to it)."""
+Ending = Callable[[Entry, str], None]
+"""Adds to the run's last checkpoint's entry what its ending (with this status) changes."""
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,8 @@ class SqlCheckpointSink:
     """A :class:`~taskcanvas.runtime.checkpoint.CheckpointSink` writing one session's checkpoints."""
 
     def __init__(self, database: Database, session_id: uuid.UUID, *, run_id: uuid.UUID | None = None,
-                 policy: CheckpointPolicy | None = None, companion: Companion | None = None) -> None:
+                 policy: CheckpointPolicy | None = None, companion: Companion | None = None,
+                 ending: Ending | None = None) -> None:
         self.database = database
         self.session_id = session_id
         self.run_id = run_id
@@ -154,6 +157,9 @@ class SqlCheckpointSink:
         self.companion = companion
         """Called inside every checkpoint's transaction: what must be stored with it, or not at all
         (a run's events up to this component, so a restart neither loses nor repeats them)."""
+        self.ending = ending
+        """Called inside the run's last checkpoint's transaction with the run's status, after the
+        companion: what the run's ending changes besides its state (the run's row, the conversation)."""
         self._mirror: RunState | None = None
         self._seq = 0
         self._since_snapshot = 0
@@ -217,10 +223,11 @@ class SqlCheckpointSink:
         else:
             self._since_snapshot += 1
 
-    async def put_snapshot(self, state: dict[str, Any], status: str) -> None:
-        """The run ended: its whole state; with no retention, prune what older snapshots cover at once
+    async def put_end(self, delta: Delta, state: dict[str, Any], status: str) -> None:
+        """The run ended: its whole state as a snapshot, which covers ``delta`` (not stored apart),
+        committed with the run's ending; with no retention, prune what older snapshots cover at once
         (otherwise :func:`prune_expired` does, now and then, for every session)."""
-        await self._write_snapshot(state, status)
+        await self._write_snapshot(state, status, ending=True)
         if self.policy.retention == datetime.timedelta(0):
             try:
                 async with self.database.session() as s:
@@ -230,8 +237,9 @@ class SqlCheckpointSink:
                 _log.warning("pruning the checkpoints of session %s failed: %s", self.session_id, e)
 
     # ------------------------------------------------------------------ internals
-    async def _write_snapshot(self, state: dict[str, Any], status: str, *, extra: Entry | None = None) -> None:
-        mirror = _as_state(state)
+    async def _write_snapshot(self, state: dict[str, Any], status: str, *, extra: Entry | None = None,
+                              ending: bool = False) -> None:
+        mirror = None if ending else _as_state(state)
         try:
             await self._catch_up()
             entry = extra or Entry()
@@ -239,10 +247,16 @@ class SqlCheckpointSink:
                          status=status, state=state, created_at=utcnow())
             if self.companion is not None:
                 self.companion(entry)
+            if ending and self.ending is not None:
+                self.ending(entry, status)
             await self.database.journal.write(entry)
         except BaseException:
             self._mirror, self._known = None, False
             raise
+        if mirror is None:
+            # The run is over: a later write by this sink starts again from what the store holds.
+            self._mirror, self._known = None, False
+            return
         self._seq += 1
         self._mirror, self._known = mirror, True
         self._snapshot_taken(mirror)

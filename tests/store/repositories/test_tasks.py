@@ -7,7 +7,6 @@ from taskcanvas.store import Database, StoreConflict
 from taskcanvas.store.models import CheckpointDelta, RunEvent, Session
 from taskcanvas.store.repositories import (
     CheckpointRepository,
-    EventRepository,
     OrganizationRepository,
     SessionRepository,
     TaskRepository,
@@ -70,7 +69,7 @@ async def test_states_are_read_newest_first(database: Database) -> None:
 async def test_deleting_a_task_takes_everything_it_ran(database: Database) -> None:
     world = await make_world(database)
     async with database.session() as s:
-        await EventRepository(s).append(world.run_id, [{"event": "workflow_started", "data": {}}])
+        s.add(RunEvent(run_id=world.run_id, seq=1, name="workflow_started", payload={"event": "workflow_started"}))
         await CheckpointRepository(s).add_snapshot(world.session_id, 1, {"version": 1})
         await CheckpointRepository(s).add_delta(world.session_id, 2, {"component_id": "begin"})
         await TaskRepository(s).add_state(world.task_id, "working")
