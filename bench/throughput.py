@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _server import chain_canvas, postgres_database, server_env
 from taskcanvas.config import Settings
-from taskcanvas.service.services import Services, open_services
+from taskcanvas.service.services import Services, open_services, settle_start_up
 from taskcanvas.store.models import Run, RunEvent
 
 COMPONENTS = 20
@@ -46,6 +46,7 @@ async def measure(data_dir: Path, url: str | None, concurrency: int, runs: int) 
         agent = await services.agents.create(owner, f"chain {concurrency}", chain_canvas(COMPONENTS - 2))
         version_id = agent.version.id
         await _one(services, owner, version_id, "warm-up")
+        settle_start_up()  # as `taskcanvas serve` does once it is ready
         gate = asyncio.Semaphore(concurrency)
 
         async def create(i: int) -> Any:

@@ -192,8 +192,14 @@ def test_a_users_default_model_answers_their_canvases_that_name_none(request: py
                 before = c.post("/agents/chat/completions", json={"agent_id": agent, "query": "hi"}).json()
                 c.patch("/models/default", json={"model_type": "chat", "model_id": "qwen-max@main@Tongyi"})
                 after = c.post("/agents/chat/completions", json={"agent_id": agent, "query": "hi"}).json()
+                version = c.get(f"/agents/{agent}/versions").json()["data"][0]["id"]
+            with server.client("alice") as c:  # a task's first run starts from what its creation read
+                task = c.post("/api/v2/tasks/me", json={"template_version_id": version, "input": "hi"}).json()
+            done = server.wait_for_task("alice", task["id"], until=lambda t: (t.get("current_state") or {}).get(
+                "state") in ("complete", "failed"))
             with api(server, "bob") as c:
                 bobs = c.post("/agents/chat/completions", json={"agent_id": agent, "query": "hi"}).json()
             assert before["data"]["data"]["outputs"]["content"] == "from deepseek"
             assert after["data"]["data"]["outputs"]["content"] == "from qwen"
+            assert done["current_state"]["message"] == "from qwen"
             assert bobs["data"]["data"]["outputs"]["content"] == "from deepseek", "the choice is alice's only"

@@ -149,7 +149,7 @@ async def _serve(settings: Settings, database: Database, listener: socket.socket
                  concurrency: int | None) -> int:
     # The server's layers load here, not with the CLI: every other command starts faster.
     from taskcanvas.api import create_app
-    from taskcanvas.service.services import open_services
+    from taskcanvas.service.services import open_services, settle_start_up
 
     try:
         services = await open_services(settings, database=database, concurrency=concurrency)
@@ -169,6 +169,7 @@ async def _serve(settings: Settings, database: Database, listener: socket.socket
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
                                 timeout_graceful_shutdown=GRACEFUL_SECONDS, server_header=False)
         server = _Server(config, lambda: _announce(settings, services, url, has_users))
+        settle_start_up()
         _log.info("serving on %s", url, extra={"url": url, "data_dir": str(settings.data_dir.resolve()),
                                               "database": services.database.display_url})
         if not has_users:

@@ -8,6 +8,7 @@ use the same use cases through this object.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from collections.abc import Mapping
@@ -54,6 +55,14 @@ class Services:
         await self.executor.close()
         await close_services(self.engine_services)
         await self.database.dispose()
+
+
+def settle_start_up() -> None:
+    """Keep what start-up made (modules, mappers, prepared statements, the services) out of the
+    garbage collector's full passes: it lives as long as the process. A server calls this once,
+    when it is ready; with 256 runs in flight the full passes over it took a fifth of the time."""
+    gc.collect()
+    gc.freeze()
 
 
 async def open_services(settings: Settings, *, database: Database | None = None, start: bool = True,

@@ -52,6 +52,7 @@ from taskcanvas.store.models import (
     Run,
     RunEvent,
     Session,
+    SiteSetting,
     Task,
     TaskStateEntry,
     User,
@@ -65,7 +66,7 @@ from taskcanvas.store.repositories import (
     TaskRepository,
     UserRepository,
 )
-from taskcanvas.store.repositories.settings import SettingRepository, default_models_key
+from taskcanvas.store.repositories.settings import default_models_key
 
 STATUSES = ("pending", "initializing", "active", "paused", "error", "unknown")
 VERSION_NOT_FOUND = "Template version not found or you do not have access to this resource"
@@ -299,16 +300,17 @@ class Tasks:
         async with self.database.reading() as s:
             owner = await _user_in(s, principal, owner_ref)
             actor = owner if owner.id == principal.user_id else await UserRepository(s).get(principal.user_id)
-            version, agent, org = None, None, None
+            version, agent, org, chosen_models = None, None, None, None
             if version_id is not None:
-                found = (await s.execute(_version_statement(), {"version_id": version_id})).first()
+                # With the owner's default models: what the first run needs besides the rows
+                # written here, so it starts without a read.
+                found = (await s.execute(_version_statement(), {
+                    "version_id": version_id, "models_key": default_models_key(owner.id)})).first()
                 if found is not None:
-                    version, agent, org = found
+                    version, agent, org, chosen_models = found
             if agent is not None and agent.organization_id is None:
                 org = await OrganizationRepository(s).by_name(DEFAULT_ORGANIZATION)
             preset = await AgentRepository(s).get_preset(preset_id) if preset_id is not None else None
-            # What the first run needs besides the rows written here: it starts without a read.
-            chosen_models = await SettingRepository(s).get(default_models_key(owner.id))
         if version is None or agent is None or not _may_read_agent(principal, agent):
             raise _version_missing(missing_version)
         if preset_id is not None and (preset is None or preset.agent_version_id != version.id):
@@ -504,8 +506,10 @@ async def _user_in(s: AsyncSession, principal: Principal, ref: str) -> User:
 
 @functools.cache
 def _version_statement() -> Any:
-    """An agent version with its agent and the agent's organization, in one statement built once."""
-    return (select(AgentVersion, Agent, Organization)
+    """An agent version with its agent, the agent's organization and a user's default models
+    setting, in one statement built once."""
+    models = select(SiteSetting.value).where(SiteSetting.key == bindparam("models_key")).scalar_subquery()
+    return (select(AgentVersion, Agent, Organization, models)
             .join(Agent, Agent.id == AgentVersion.agent_id)
             .outerjoin(Organization, Organization.id == Agent.organization_id)
             .where(AgentVersion.id == bindparam("version_id"))

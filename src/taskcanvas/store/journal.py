@@ -21,6 +21,7 @@ through the ORM cost ~4 ms a component; the journal cuts it to about one commit:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 import time
@@ -61,14 +62,12 @@ class Entry:
         """Insert ``instance``'s row. A column it leaves unset takes the model's default, which is
         set on the instance too, so the instance reads as the stored row would."""
         row: dict[str, Any] = {}
-        for attribute in sa_inspect(type(instance)).column_attrs:
-            column = attribute.columns[0]
-            value = getattr(instance, attribute.key)
-            if value is None and isinstance(column.default, ColumnDefault):
-                default = column.default
+        for key, name, default in _columns(type(instance)):
+            value = getattr(instance, key)
+            if value is None and default is not None:
                 value = default.arg(None) if default.is_callable else default.arg
-                setattr(instance, attribute.key, value)
-            row[column.name] = value
+                setattr(instance, key, value)
+            row[name] = value
         self.inserts.append((_table(type(instance)), row))
 
     def update(self, model: type[Base], key: Any, **values: Any) -> None:
@@ -77,6 +76,14 @@ class Entry:
 
     def __bool__(self) -> bool:
         return bool(self.inserts or self.updates)
+
+
+@functools.cache
+def _columns(model: type[Base]) -> tuple[tuple[str, str, ColumnDefault | None], ...]:
+    """A model's columns: attribute name, column name and Python-side default (read once per model)."""
+    return tuple((attribute.key, attribute.columns[0].name,
+                  default if isinstance(default := attribute.columns[0].default, ColumnDefault) else None)
+                 for attribute in sa_inspect(model).column_attrs)
 
 
 def _table(model: type[Base]) -> Table:
