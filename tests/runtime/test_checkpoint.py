@@ -40,6 +40,13 @@ async def test_replaying_deltas_rebuilds_the_final_state() -> None:
         assert rebuilt[key] == final[key], key
     assert sink.snapshot == final
     assert sink.status == "finished"
+    # A state rebuilt from checkpoints holds only JSON values: copying its containers is enough.
+    assert replay.to_json(convert=False) == rebuilt
+    before = json.loads(json.dumps(replay.to_json(convert=False)))
+    snapshot = replay.to_json(convert=False)
+    replay.apply_delta({"component_id": "x", "outputs": {"after": {"content": "changed"}},
+                        "globals": {"sys.query": "changed"}, "session": {"history": []}})
+    assert snapshot == before, "replaying more does not change a copy taken before"
 
 
 async def test_deltas_stay_small_in_a_long_loop() -> None:

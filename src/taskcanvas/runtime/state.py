@@ -58,7 +58,16 @@ def default_globals() -> dict[str, Any]:
 
 def jsonable(value: Any) -> Any:
     """``value`` with everything JSON cannot hold replaced (streams by their text)."""
-    if value is None or isinstance(value, (str, int, float, bool)):
+    # Exact types first: every checkpoint converts what changed, and the abstract Mapping
+    # check below costs several times a type comparison.
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): jsonable(v) for k, v in value.items()}
+    if kind is list:
+        return [jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)):
         return value
     if value is NO_VALUE:
         return None
@@ -222,7 +231,25 @@ class RunState:
             memory=copy.deepcopy(list(dsl.memory)),
         )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, convert: bool = True) -> dict[str, Any]:
+        """The state as JSON values. ``convert=False`` is for a state that holds nothing else (one
+        rebuilt from checkpoints, which only replaces what it holds): the containers are copied,
+        the values in them shared."""
+        if not convert:
+            return {
+                "version": STATE_VERSION,
+                "globals": dict(self.globals),
+                "variables": dict(self.variables),
+                "outputs": dict(self.outputs),
+                "inputs": dict(self.inputs),
+                "path": list(self.path),
+                "history": list(self.history),
+                "retrieval": list(self.retrieval),
+                "memory": list(self.memory),
+                "counters": dict(self.counters),
+                "waiting": self.waiting,
+                "turn": self.turn,
+            }
         return {
             "version": STATE_VERSION,
             "globals": jsonable(self.globals),

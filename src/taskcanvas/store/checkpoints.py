@@ -209,7 +209,7 @@ class SqlCheckpointSink:
         snapshot = self._since_snapshot + 1 >= self._next_snapshot
         if snapshot:
             entry.insert(CheckpointSnapshot, session_id=self.session_id, seq=self._seq + 2, run_id=self.run_id,
-                         status="running", state=mirror.to_json(), created_at=now)
+                         status="running", state=mirror.to_json(convert=False), created_at=now)
         if self.companion is not None:
             self.companion(entry)
         try:

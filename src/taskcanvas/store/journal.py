@@ -25,7 +25,7 @@ import functools
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -220,8 +220,8 @@ class _Statement:
         self._convert = [_json_text if isinstance(table.c[name].type, JSON) else
                          table.c[name].type.bind_processor(dialect) for name in self.columns]
 
-    def row(self, values: Sequence[Any]) -> tuple[Any, ...]:
-        return tuple(value if fn is None else fn(value) for fn, value in zip(self._convert, values, strict=True))
+    def row(self, values: Iterable[Any]) -> list[Any]:
+        return [value if fn is None else fn(value) for fn, value in zip(self._convert, values, strict=True)]
 
 
 def _json_text(value: Any) -> str | None:
@@ -253,11 +253,11 @@ class _SqliteJournal(_Drain):
             self._connection = None
 
     async def _transaction(self, entries: list[Entry]) -> None:
-        grouped: dict[_Statement, list[tuple[Any, ...]]] = {}
+        grouped: dict[_Statement, list[list[Any]]] = {}
         for entry in entries:
             for table, row in entry.inserts:
                 statement = self._statement(table, tuple(row), update=False)
-                grouped.setdefault(statement, []).append(statement.row(tuple(row.values())))
+                grouped.setdefault(statement, []).append(statement.row(row.values()))
         updates = []
         for entry in entries:
             for table, key, values in entry.updates:
