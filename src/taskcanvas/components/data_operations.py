@@ -113,6 +113,7 @@ def _matches(state: RunState, obj: dict[str, Any], rule: dict[str, Any]) -> bool
 
 class DataOperations(Component):
     component_name = "DataOperations"
+    timeout = None  # never waits on anything
     Params = DataOperationsParams
 
     def thoughts(self, state: RunState) -> str:

@@ -136,6 +136,7 @@ def _unique(items: list[Any]) -> list[Any]:
 
 class ListOperations(Component):
     component_name = "ListOperations"
+    timeout = None  # never waits on anything
     Params = ListOperationsParams
 
     def thoughts(self, state: RunState) -> str:

@@ -92,8 +92,8 @@ def process_operator(value: Any, op: str, operand: Any) -> bool:
 
 class Switch(Component):
     component_name = "Switch"
+    timeout = None  # never waits on anything
     Params = SwitchParams
-    timeout = 3.0
 
     def thoughts(self, state: RunState) -> str:
         return "I’m weighing a few options and will pick the next step shortly."

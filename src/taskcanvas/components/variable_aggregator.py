@@ -38,8 +38,8 @@ def _ref(selector: Any) -> Any:
 
 class VariableAggregator(Component):
     component_name = "VariableAggregator"
+    timeout = None  # never waits on anything
     Params = VariableAggregatorParams
-    timeout = 3.0
 
     def thoughts(self, state: RunState) -> str:
         return "Aggregating variables from canvas and grouping as configured."

@@ -99,6 +99,7 @@ def _add_items(op: str, value: Any, parameter: Any) -> Any:
 
 class VariableAssigner(Component):
     component_name = "VariableAssigner"
+    timeout = None  # never waits on anything
     Params = VariableAssignerParams
 
     def thoughts(self, state: RunState) -> str:
