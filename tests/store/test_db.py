@@ -155,7 +155,8 @@ async def test_a_unique_rule_broken_is_a_conflict(database: Database) -> None:
             await UserRepository(s).create("ada")
 
 
-async def test_a_journal_write_waits_for_a_unit_that_is_writing(database: Database) -> None:
+@pytest.mark.parametrize("alone", [False, True], ids=["shared commit", "alone"])
+async def test_a_journal_write_waits_for_a_unit_that_is_writing(database: Database, alone: bool) -> None:
     """Writers of one process (an ORM unit, the journal) take turns: neither fails, the later one lands last."""
     async with database.session() as s:
         user = await UserRepository(s).create("turns")
@@ -176,7 +177,7 @@ async def test_a_journal_write_waits_for_a_unit_that_is_writing(database: Databa
         await writing.wait()
         entry = Entry()
         entry.update(User, user.id, name="journal")
-        await database.journal.write(entry)
+        await database.journal.write(entry, alone=alone)
         order.append("journal")
 
     tasks = [asyncio.create_task(unit()), asyncio.create_task(journal())]
@@ -188,3 +189,49 @@ async def test_a_journal_write_waits_for_a_unit_that_is_writing(database: Databa
     async with database.reading() as s:
         stored = await s.get(User, user.id)
     assert stored is not None and stored.name == "journal"
+
+
+async def test_a_write_alone_that_fails_loses_nothing_else(database: Database) -> None:
+    """A writer alone commits its entry itself; its failure is its own, and writers that came
+    meanwhile are committed after it."""
+    async with database.session() as s:
+        user = await UserRepository(s).create("alone")
+        taken = await UserRepository(s).create("taken")
+    clash, rename = Entry(), Entry()
+    clash.update(User, user.id, username=taken.username)
+    rename.update(User, taken.id, name="renamed")
+    results = await asyncio.gather(database.journal.write(clash, alone=True), database.journal.write(rename),
+                                   return_exceptions=True)
+    assert isinstance(results[0], StoreConflict) and results[1] is None
+    async with database.reading() as s:
+        assert (await s.get(User, user.id)).username == "alone"  # type: ignore[union-attr]
+        assert (await s.get(User, taken.id)).name == "renamed"  # type: ignore[union-attr]
+
+
+async def test_a_writer_alone_cancelled_before_its_turn_stores_nothing(database: Database) -> None:
+    async with database.session() as s:
+        user = await UserRepository(s).create("patient")
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def unit() -> None:
+        async with database.session() as s:
+            row = await s.get(User, user.id)
+            assert row is not None
+            row.name = "unit"
+            await s.flush()
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(unit())
+    await holding.wait()
+    entry = Entry()
+    entry.update(User, user.id, name="journal")
+    writer = asyncio.create_task(database.journal.write(entry, alone=True))
+    await asyncio.sleep(0.05)
+    writer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await writer
+    release.set()
+    await holder
+    async with database.reading() as s:
+        assert (await s.get(User, user.id)).name == "unit"  # type: ignore[union-attr]

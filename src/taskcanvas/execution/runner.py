@@ -317,7 +317,8 @@ class Executor:
             self.hub.stored(run.id, ending.events)
 
         sink = _RunSink(self.database, session.id, run_id=run.id, policy=self._policy, companion=take_pending,
-                        ending=end, after_write=after_write, execution=execution)
+                        ending=end, alone=lambda: len(self._executions) == 1, after_write=after_write,
+                        execution=execution)
         sink.adopt(restored)
         engine = Engine(canvas, limits=self._limits, http=self._http, services=self._services_for(chosen),
                         checkpoint=sink)

@@ -149,7 +149,7 @@ class SqlCheckpointSink:
 
     def __init__(self, database: Database, session_id: uuid.UUID, *, run_id: uuid.UUID | None = None,
                  policy: CheckpointPolicy | None = None, companion: Companion | None = None,
-                 ending: Ending | None = None) -> None:
+                 ending: Ending | None = None, alone: Callable[[], bool] | None = None) -> None:
         self.database = database
         self.session_id = session_id
         self.run_id = run_id
@@ -160,6 +160,8 @@ class SqlCheckpointSink:
         self.ending = ending
         """Called inside the run's last checkpoint's transaction with the run's status, after the
         companion: what the run's ending changes besides its state (the run's row, the conversation)."""
+        self.alone = alone
+        """Whether this run is the only writer now (its checkpoints need not wait to share a commit)."""
         self._mirror: RunState | None = None
         self._seq = 0
         self._since_snapshot = 0
@@ -194,7 +196,7 @@ class SqlCheckpointSink:
         await self._catch_up()
         if self._mirror is not None and self._mirror.to_json() == dict(state):
             if extra:
-                await self.database.journal.write(extra)
+                await self.database.journal.write(extra, alone=self._alone())
             return
         await self._write_snapshot(dict(state), status, extra=extra)
 
@@ -213,7 +215,7 @@ class SqlCheckpointSink:
         if self.companion is not None:
             self.companion(entry)
         try:
-            await self.database.journal.write(entry)
+            await self.database.journal.write(entry, alone=self._alone())
         except BaseException:
             self._mirror, self._known = None, False  # the next write starts again from what the store holds
             raise
@@ -249,7 +251,7 @@ class SqlCheckpointSink:
                 self.companion(entry)
             if ending and self.ending is not None:
                 self.ending(entry, status)
-            await self.database.journal.write(entry)
+            await self.database.journal.write(entry, alone=self._alone())
         except BaseException:
             self._mirror, self._known = None, False
             raise
@@ -260,6 +262,9 @@ class SqlCheckpointSink:
         self._seq += 1
         self._mirror, self._known = mirror, True
         self._snapshot_taken(mirror)
+
+    def _alone(self) -> bool:
+        return self.alone is not None and self.alone()
 
     def _snapshot_taken(self, state: RunState) -> None:
         self._since_snapshot = 0
