@@ -13,7 +13,6 @@ The handlers here are also mounted under ``/api/experimental`` (:mod:`taskcanvas
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import re
@@ -299,7 +298,7 @@ async def _events(services: Services, principal: Principal, view: TaskView, star
     current: TaskView | None = view  # read just now by the route: the first look needs no second read
     while True:
         # Listen for new runs before looking, so one starting meanwhile is not missed.
-        waiter = asyncio.ensure_future(services.hub.wait_session(session_id, SESSION_POLL_SECONDS)) if live else None
+        waiter = services.hub.listen(session_id) if live else None
         try:
             try:
                 current = current or await services.tasks.get_by_id(principal, view.task.id)
@@ -324,10 +323,10 @@ async def _events(services: Services, principal: Principal, view: TaskView, star
                         await aclose()
             if waiter is None:
                 return
-            await waiter
+            await services.hub.wait(waiter, SESSION_POLL_SECONDS)
         finally:
-            if waiter is not None and not waiter.done():
-                waiter.cancel()
+            if waiter is not None:
+                services.hub.forget(session_id, waiter)
 
 
 # ---------------------------------------------------------------------------- templates

@@ -12,6 +12,7 @@ Nothing here blocks a run: a subscriber whose queue is full is dropped (it recon
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -108,20 +109,24 @@ class EventHub:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def wait_session(self, session_id: uuid.UUID, timeout: float) -> None:
-        """Until a run of the session starts or ends, or ``timeout`` seconds pass."""
+    def listen(self, session_id: uuid.UUID) -> asyncio.Future[None]:
+        """A future set when a run of the session next starts or ends: listening starts now, so a
+        reader that listens before it looks misses nothing. :meth:`forget` it when done."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._session_waiters[session_id].append(waiter)
-        try:
+        return waiter
+
+    async def wait(self, waiter: asyncio.Future[None], timeout: float) -> None:
+        """Until ``waiter`` (from :meth:`listen`) is set, or ``timeout`` seconds pass."""
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(waiter), timeout)
-        except TimeoutError:
-            pass
-        finally:
-            waiters = self._session_waiters.get(session_id)
-            if waiters and waiter in waiters:
-                waiters.remove(waiter)
-                if not waiters:
-                    del self._session_waiters[session_id]
+
+    def forget(self, session_id: uuid.UUID, waiter: asyncio.Future[None]) -> None:
+        waiters = self._session_waiters.get(session_id)
+        if waiters and waiter in waiters:
+            waiters.remove(waiter)
+            if not waiters:
+                del self._session_waiters[session_id]
 
 
 def _end(queue: asyncio.Queue[LiveEvent | None]) -> None:

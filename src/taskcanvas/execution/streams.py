@@ -30,13 +30,21 @@ async def follow(database: Database, hub: EventHub, run_id: uuid.UUID, session_i
         subscription = hub.subscribe(run_id)
         try:
             if subscription.closed:
-                async for seq, event in stored(database, run_id, last):
-                    last = seq
-                    yield seq, event
-                if not await _still_active(database, run_id):
-                    return
-                # Queued, not started yet (or about to be picked up): wait for it to begin.
-                await hub.wait_session(session_id, _RECHECK)
+                # Listen before looking, and look at the status before the events: a run may start
+                # and end while this reads (a fast one, writing alone, without yielding), and
+                # what ended stored its events first.
+                changed = hub.listen(session_id)
+                try:
+                    active = await _still_active(database, run_id)
+                    async for seq, event in stored(database, run_id, last):
+                        last = seq
+                        yield seq, event
+                    if not active:
+                        return
+                    # Queued, not started yet (or about to be picked up): wait for it to begin.
+                    await hub.wait(changed, _RECHECK)
+                finally:
+                    hub.forget(session_id, changed)
                 continue
             async for seq, event in stored(database, run_id, last, upto=subscription.stored_upto):
                 last = seq

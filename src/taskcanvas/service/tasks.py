@@ -344,7 +344,8 @@ class Tasks:
                 details={"name": name, "workspace_owner": owner.username, "template_version_id": str(version.id)})):
             entry.add(row)
         try:
-            await self.database.journal.write(entry)
+            # With no run executing here, there is no commit to share.
+            await self.database.journal.write(entry, alone=not self.executor.executing)
         except StoreConflict:
             raise Conflict(f'Workspace "{name}" already exists.', detail="name") from None
         self.executor.submit(run.id, first=FirstRun(run, session, chosen_models))

@@ -162,7 +162,7 @@ class Database:
         with self.translated():
             async with self.sessionmaker() as session, session.begin():
                 if self.backend == "sqlite":
-                    await session.execute(text("BEGIN"))
+                    await (await session.connection()).exec_driver_sql("BEGIN")
                 else:
                     await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
                 yield session
