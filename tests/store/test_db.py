@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import re
 import uuid
 from pathlib import Path
@@ -17,12 +18,14 @@ from taskcanvas.store import (
     DatabaseUnreachable,
     SchemaNotReady,
     StoreConflict,
+    StoreError,
     UnsupportedDatabase,
 )
 from taskcanvas.store.db import database_url, normalize_url
 from taskcanvas.store.journal import Entry
-from taskcanvas.store.models import User
+from taskcanvas.store.models import RunEvent, User
 from taskcanvas.store.repositories import UserRepository
+from tests.store.factories import make_world
 
 
 @pytest.mark.parametrize(("given", "driver"), [
@@ -235,3 +238,25 @@ async def test_a_writer_alone_cancelled_before_its_turn_stores_nothing(database:
     await holder
     async with database.reading() as s:
         assert (await s.get(User, user.id)).name == "unit"  # type: ignore[union-attr]
+
+
+async def test_the_journal_stores_a_row_as_the_orm_does(database: Database) -> None:
+    """Readers through the ORM, and SQL comparing stored values, see the same row whoever wrote it."""
+    world = await make_world(database)
+    on_the_second = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
+    for seq, when in enumerate((on_the_second, on_the_second.replace(microsecond=123)), start=1):
+        async with database.session() as s:
+            s.add(RunEvent(run_id=world.run_id, seq=2 * seq - 1, name="orm", payload={"n": 1}, created_at=when))
+        entry = Entry()
+        entry.insert(RunEvent, run_id=world.run_id, seq=2 * seq, name="journal", payload={"n": 1}, created_at=when)
+        await database.journal.write(entry)
+    async with database.reading() as s:
+        stored = (await s.execute(text("SELECT run_id, created_at FROM run_events ORDER BY seq"))).all()
+        rows = (await s.scalars(select(RunEvent).order_by(RunEvent.seq))).all()
+    assert stored[0] == stored[1] and stored[2] == stored[3]
+    assert [row.created_at for row in rows] == [on_the_second] * 2 + [on_the_second.replace(microsecond=123)] * 2
+    naive = Entry()
+    naive.insert(RunEvent, run_id=world.run_id, seq=9, name="naive", payload={},
+                 created_at=datetime.datetime(2026, 1, 2))
+    with pytest.raises(StoreError, match="naive datetime"):
+        await database.journal.write(naive)

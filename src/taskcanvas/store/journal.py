@@ -21,16 +21,18 @@ through the ORM cost ~4 ms a component; the journal cuts it to about one commit:
 from __future__ import annotations
 
 import asyncio
+import datetime
 import functools
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import JSON, ColumnDefault, Table, insert, update
+from sqlalchemy import JSON, ColumnDefault, Table, Uuid, insert, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -39,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from taskcanvas.store._translate import translate_error
 from taskcanvas.store.errors import StoreError
 from taskcanvas.store.models.base import Base
+from taskcanvas.store.models.types import UTCDateTime
 
 __all__ = ["SYNCHRONOUS_MODES", "Entry", "Journal", "WriteTurn", "open_journal"]
 
@@ -254,11 +257,36 @@ class _Statement:
         else:  # quoted: some column names (a session's "references") are SQL keywords
             names = ", ".join(f'"{name}"' for name in columns)
             self.sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})'
-        self._convert = [_json_text if isinstance(table.c[name].type, JSON) else
-                         table.c[name].type.bind_processor(dialect) for name in self.columns]
+        self._convert = [_converter(table.c[name].type, dialect) for name in self.columns]
 
     def row(self, values: Iterable[Any]) -> list[Any]:
         return [value if fn is None else fn(value) for fn, value in zip(self._convert, values, strict=True)]
+
+
+def _converter(column_type: Any, dialect: Dialect) -> Any:
+    """What turns a column's value into the parameter the ORM would bind, as one call: the ORM's
+    own chain (a type decorator, then the dialect's type) for the columns every checkpoint writes
+    cost more than the rest of building the row."""
+    if isinstance(column_type, JSON):
+        return _json_text
+    if isinstance(column_type, UTCDateTime):
+        return _sqlite_time
+    if isinstance(column_type, Uuid) and column_type.as_uuid and not column_type.native_uuid:
+        return _uuid_hex
+    return column_type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _sqlite_time(value: datetime.datetime | None) -> str | None:
+    """A :class:`UTCDateTime` as SQLite keeps it: UTC, without an offset, with microseconds."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value.isoformat()} given for a timezone-aware column")
+    return value.astimezone(datetime.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _uuid_hex(value: uuid.UUID | None) -> str | None:
+    return None if value is None else value.hex
 
 
 def _json_text(value: Any) -> str | None:
