@@ -271,7 +271,7 @@ def _converter(column_type: Any, dialect: Dialect) -> Any:
         return _json_text
     if isinstance(column_type, UTCDateTime):
         return _sqlite_time
-    if isinstance(column_type, Uuid) and column_type.as_uuid and not column_type.native_uuid:
+    if isinstance(column_type, Uuid) and column_type.as_uuid and not dialect.supports_native_uuid:
         return _uuid_hex
     return column_type.dialect_impl(dialect).bind_processor(dialect)
 
