@@ -158,6 +158,18 @@ async def test_a_unique_rule_broken_is_a_conflict(database: Database) -> None:
             await UserRepository(s).create("ada")
 
 
+async def _writing_unit(database: Database, user_id: uuid.UUID, writing: asyncio.Event,
+                        finish: asyncio.Event) -> None:
+    """An ORM unit that has written, so holds the write turn (the row's lock on PostgreSQL), until ``finish``."""
+    async with database.session() as s:
+        row = await s.get(User, user_id)
+        assert row is not None
+        row.name = "unit"
+        await s.flush()
+        writing.set()
+        await finish.wait()
+
+
 @pytest.mark.parametrize("alone", [False, True], ids=["shared commit", "alone"])
 async def test_a_journal_write_waits_for_a_unit_that_is_writing(database: Database, alone: bool) -> None:
     """Writers of one process (an ORM unit, the journal) take turns: neither fails, the later one lands last."""
@@ -167,13 +179,7 @@ async def test_a_journal_write_waits_for_a_unit_that_is_writing(database: Databa
     writing, finish = asyncio.Event(), asyncio.Event()
 
     async def unit() -> None:
-        async with database.session() as s:
-            row = await s.get(User, user.id)
-            assert row is not None
-            row.name = "unit"
-            await s.flush()  # it has written: it holds the write turn (the row's lock on PostgreSQL)
-            writing.set()
-            await finish.wait()
+        await _writing_unit(database, user.id, writing, finish)
         order.append("unit")
 
     async def journal() -> None:
@@ -216,16 +222,7 @@ async def test_a_writer_alone_cancelled_before_its_turn_stores_nothing(database:
         user = await UserRepository(s).create("patient")
     holding, release = asyncio.Event(), asyncio.Event()
 
-    async def unit() -> None:
-        async with database.session() as s:
-            row = await s.get(User, user.id)
-            assert row is not None
-            row.name = "unit"
-            await s.flush()
-            holding.set()
-            await release.wait()
-
-    holder = asyncio.create_task(unit())
+    holder = asyncio.create_task(_writing_unit(database, user.id, holding, release))
     await holding.wait()
     entry = Entry()
     entry.update(User, user.id, name="journal")
