@@ -86,7 +86,8 @@ class Run(IdMixin, CreatedMixin, Base):
     error: Mapped[str | None] = mapped_column(Text)
     error_component: Mapped[str | None] = mapped_column(String(255))
     last_seq: Mapped[int] = mapped_column(default=0)
-    """The sequence number of this run's last event: appending takes the next ones."""
+    """How many events this run stored, as of its end or its last pause (while it executes, its
+    stored events say how far it got: ``EventRepository.last_seq``)."""
     started_at: Mapped[datetime.datetime | None]
     finished_at: Mapped[datetime.datetime | None]
 
