@@ -91,6 +91,11 @@ class LoginResult:
     expires_at: datetime
 
 
+async def user_of(s: AsyncSession, principal: Principal) -> User | None:
+    """The principal's user row: the one read with its grants, or (a principal made without it) read now."""
+    return principal.user or await UserRepository(s).get(principal.user_id)
+
+
 def account_role(principal: Principal, organization_id: uuid.UUID) -> AccountRole | None:
     """The account role ``principal`` was given, read back from its grants (for listings)."""
     if principal.site_role is not None:
@@ -400,7 +405,7 @@ async def _audit(s: AsyncSession, action: str, resource_type: str, resource_id: 
     """An audit entry naming the actor by username as well as id, so it reads right after they are gone."""
     actor_name = ""
     if actor is not None:
-        actor_user = await UserRepository(s).get(actor.user_id)
+        actor_user = await user_of(s, actor)
         actor_name = "" if actor_user is None else actor_user.username
     await AuditRepository(s).record(action, resource_type, resource_id=resource_id,
                                     actor_id=None if actor is None else actor.user_id, actor_name=actor_name,

@@ -16,11 +16,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from taskcanvas.service.accounts import user_of
 from taskcanvas.service.auth import Principal
 from taskcanvas.service.rbac import Action, Resource, ResourceKind, require
 from taskcanvas.store import Database
 from taskcanvas.store.models import AuditEntry
-from taskcanvas.store.repositories import AuditRepository, UserRepository
+from taskcanvas.store.repositories import AuditRepository
 from taskcanvas.store.repositories.audit import new_entry
 
 
@@ -38,7 +39,7 @@ async def record(s: AsyncSession, actor: Principal | None, action: str, kind: st
                  details: Mapping[str, Any] | None = None, actor_name: str | None = None) -> None:
     """One audit entry, in the caller's transaction."""
     if actor_name is None and actor is not None:
-        user = await UserRepository(s).get(actor.user_id)
+        user = await user_of(s, actor)
         actor_name = user.username if user is not None else ""
     s.add(entry(actor, action, kind, resource_id, actor_name=actor_name or "", origin=origin,
                 organization_id=organization_id, status_code=status_code, details=details))

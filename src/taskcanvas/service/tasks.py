@@ -36,6 +36,7 @@ from sqlalchemy.orm import aliased, defer
 
 from taskcanvas.execution import PAUSED, QUEUED, RUNNING, Executor, FirstRun
 from taskcanvas.service import audit, naming
+from taskcanvas.service.accounts import user_of
 from taskcanvas.service.agents import DEFAULT_ORGANIZATION
 from taskcanvas.service.agents import resource as agent_resource
 from taskcanvas.service.audit import Origin
@@ -299,7 +300,7 @@ class Tasks:
                      origin: Origin | None = None) -> TaskView:
         async with self.database.reading() as s:
             owner = await _user_in(s, principal, owner_ref)
-            actor = owner if owner.id == principal.user_id else await UserRepository(s).get(principal.user_id)
+            actor = owner if owner.id == principal.user_id else await user_of(s, principal)
             version, agent, org, chosen_models = None, None, None, None
             if version_id is not None:
                 # With the owner's default models: what the first run needs besides the rows
@@ -494,7 +495,7 @@ class Tasks:
 async def _user_in(s: AsyncSession, principal: Principal, ref: str) -> User:
     users = UserRepository(s)
     if ref == "me":
-        user = principal.user or await users.get(principal.user_id)
+        user = await user_of(s, principal)
     elif (user_id := parse_uuid(ref)) is not None:
         user = await users.get(user_id)
     else:
