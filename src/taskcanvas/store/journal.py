@@ -39,6 +39,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from taskcanvas.store._translate import translate_error
+from taskcanvas.store._wal import WalCheckpointer
 from taskcanvas.store.errors import StoreError
 from taskcanvas.store.models.base import Base
 from taskcanvas.store.models.types import UTCDateTime
@@ -310,9 +311,11 @@ class _SqliteJournal(_Drain):
         self._synchronous = synchronous
         self._statements: dict[tuple[str, tuple[str, ...], bool], _Statement] = {}
         self._connection: sqlite3.Connection | None = None
+        self._checkpointer = WalCheckpointer(path, synchronous)
 
     async def close(self) -> None:
         await super().close()
+        self._checkpointer.close()
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -350,6 +353,7 @@ class _SqliteJournal(_Drain):
                     except BaseException:
                         connection.execute("ROLLBACK")
                         raise
+                    self._checkpointer.committed()
                     return
             finally:
                 self._turn.release()
