@@ -25,18 +25,23 @@ from typing import Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from taskcanvas.dsl.errors import DslError
 from taskcanvas.dsl.load import load_canvas
-from taskcanvas.execution import ACTIVE_STATUSES, Executor
+from taskcanvas.execution import ACTIVE_STATUSES, QUEUED, Executor, FirstRun
 from taskcanvas.service import audit
+from taskcanvas.service.accounts import user_of
 from taskcanvas.service.audit import Origin
 from taskcanvas.service.auth import Principal
 from taskcanvas.service.errors import Conflict, Forbidden, Invalid, NotFound
 from taskcanvas.service.rbac import Action, Resource, ResourceKind, authorize
 from taskcanvas.store import Database, StoreConflict
+from taskcanvas.store.journal import Entry
 from taskcanvas.store.models import Agent, AgentVersion, Run, RunEvent, Session
-from taskcanvas.store.repositories import AgentRepository, RunRepository, SessionRepository
+from taskcanvas.store.models.types import new_id
+from taskcanvas.store.repositories import AgentRepository, RunRepository, SessionRepository, SettingRepository
+from taskcanvas.store.repositories.settings import default_models_key
 
 AGENT_SOURCE, WORKFLOW_SOURCE, WEBHOOK_SOURCE = "agent", "workflow", "webhook"
 LISTED_SOURCES: Final = (AGENT_SOURCE, WORKFLOW_SOURCE)
@@ -238,25 +243,10 @@ class Sessions:
         """
         del files
         checked_inputs = _inputs(inputs)
-        if session_id:
-            agent, row = await self._continued(principal, agent_id, session_id)
-            created = False
-        else:
-            target = await self._agent(agent_id)
-            if target is None or not _may(principal, Action.READ, target, target.owner_id, kind=ResourceKind.AGENT) \
-                    or not _may(principal, Action.CREATE, target, principal.user_id):
-                raise Forbidden(None, message=NO_ACCESS)
-            agent = target
-            version = await self._version(agent, released=release)
-            title = name or (query if isinstance(query, str) else "")
-            async with self.database.session() as s:
-                row = await SessionRepository(s).create(agent.id, agent_version_id=version.id,
-                                                        user_id=principal.user_id, name=(title or "")[:NAME_LIMIT])
-                row.source = source
-                row.external_user = _external(user_id)
-                await audit.record(s, principal, "create", "session", row.id, origin=origin,
-                                   organization_id=agent.organization_id, details={"agent_id": str(agent.id)})
-            created = True
+        if not session_id:
+            return await self._first_turn(principal, agent_id, query=query, inputs=checked_inputs, user_id=user_id,
+                                          release=release, name=name, source=source, origin=origin)
+        agent, row = await self._continued(principal, agent_id, session_id)
         try:
             async with self.database.session() as s:
                 runs = RunRepository(s)
@@ -264,14 +254,44 @@ class Sessions:
                 if latest is not None and (latest.status in ACTIVE_STATUSES or self.executor.is_executing(latest.id)):
                     raise SessionBusy()
                 run = await runs.create(row.id, query=query if query is not None else "", inputs=checked_inputs)
-                if user_id and not created and row.external_user != user_id:
+                if user_id and row.external_user != user_id:
                     stored = await SessionRepository(s).get(row.id)
                     if stored is not None:
                         stored.external_user = _external(user_id)
         except StoreConflict:
             raise SessionBusy() from None
         self.executor.submit(run.id)
-        return Turn(row, run, agent, created)
+        return Turn(row, run, agent, False)
+
+    async def _first_turn(self, principal: Principal, agent_id: uuid.UUID | None, *, query: Any,
+                          inputs: dict[str, Any], user_id: str | None, release: bool, name: str | None,
+                          source: str, origin: Origin | None) -> Turn:
+        """A new session and its first run, written in one journal entry (with its audit entry) and
+        handed to the executor with what its start needs, so it starts without a read."""
+        async with self.database.reading() as s:
+            agent = await AgentRepository(s).get(agent_id) if agent_id is not None else None
+            if agent is None or not _may(principal, Action.READ, agent, agent.owner_id, kind=ResourceKind.AGENT) \
+                    or not _may(principal, Action.CREATE, agent, principal.user_id):
+                raise Forbidden(None, message=NO_ACCESS)
+            version = await _newest_version(s, agent.id, released=release, with_dsl=False)
+            chosen = await SettingRepository(s).get(default_models_key(principal.user_id)) \
+                if principal.user_id is not None else None
+            actor = await user_of(s, principal)
+        title = name or (query if isinstance(query, str) else "")
+        row = Session(id=new_id(), agent_id=agent.id, agent_version_id=version.id, user_id=principal.user_id,
+                      name=(title or "")[:NAME_LIMIT], messages=[], source=source, external_user=_external(user_id))
+        run = Run(id=new_id(), session_id=row.id, number=1, query=query if query is not None else "", inputs=inputs,
+                  status=QUEUED)
+        entry = Entry()
+        for new in (row, run, audit.entry(principal, "create", "session", row.id,
+                                          actor_name=actor.username if actor is not None else "", origin=origin,
+                                          organization_id=agent.organization_id,
+                                          details={"agent_id": str(agent.id)})):
+            entry.add(new)
+        # With no run executing here, there is no commit to share.
+        await self.database.journal.write(entry, alone=not self.executor.executing)
+        self.executor.submit(run.id, first=FirstRun(run, row, chosen))
+        return Turn(row, run, agent, True)
 
     async def webhook_target(self, agent_id: uuid.UUID | None) -> tuple[Agent, AgentVersion] | None:
         """The agent a webhook call names and the version it runs (the newest), without any account:
@@ -371,13 +391,8 @@ class Sessions:
         return agent
 
     async def _version(self, agent: Agent, *, released: bool) -> AgentVersion:
-        async with self.database.session() as s:
-            versions = await AgentRepository(s).versions(agent.id)
-        if released:
-            versions = [v for v in versions if v.release]
-        if not versions:
-            raise NotFound(NO_RELEASE if released else "Agent has no version.")
-        return versions[0]
+        async with self.database.reading() as s:
+            return await _newest_version(s, agent.id, released=released, with_dsl=True)
 
     async def _continued(self, principal: Principal, agent_id: uuid.UUID | None,
                          session_id: str) -> tuple[Agent, Session]:
@@ -404,6 +419,19 @@ class Sessions:
             await SessionRepository(s).delete(row.id)
             await audit.record(s, principal, "delete", "session", row.id, origin=origin,
                                organization_id=agent.organization_id, details={"agent_id": str(agent.id)})
+
+
+async def _newest_version(s: AsyncSession, agent_id: uuid.UUID, *, released: bool, with_dsl: bool) -> AgentVersion:
+    """The version a new session runs: the agent's newest (released, when asked)."""
+    statement = select(AgentVersion).where(AgentVersion.agent_id == agent_id)
+    if released:
+        statement = statement.where(AgentVersion.release.is_(True))
+    if not with_dsl:  # the executor builds a version's canvas once, and reads it then
+        statement = statement.options(defer(AgentVersion.dsl, raiseload=True))
+    version = await s.scalar(statement.order_by(AgentVersion.number.desc()).limit(1))
+    if version is None:
+        raise NotFound(NO_RELEASE if released else "Agent has no version.")
+    return version
 
 
 def _may(principal: Principal, action: Action, agent: Agent, owner_id: uuid.UUID | None, *,
