@@ -9,6 +9,11 @@ are created with ``Tasks.create`` by ``concurrency`` creators at once, and the e
 them (its own limit set to the same concurrency) to ``complete``. Runs per second = runs /
 (time from the first create to the last completion). Every run is checked afterwards: the
 right answer, and a stored event stream numbered 1..n with no gap or repeat, in order.
+
+The machine's speed drifts (by up to 2-3× between days here), so the same run also measures
+the peers of ``durable.py`` on the same 20-step chain, one run after another: DBOS steps
+(SQLite system database) and LangGraph + ``SqliteSaver`` (``durability="sync"``). Their runs/s
+set the absolute figures beside what users would otherwise run on this machine today.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _server import chain_canvas, postgres_database, server_env
+from durable import dbos_side, langgraph_side
 from taskcanvas.config import Settings
 from taskcanvas.service.services import Services, open_services, settle_start_up
 from taskcanvas.store.models import Run, RunEvent
@@ -96,11 +102,26 @@ async def _check(services: Services, run_ids: list[Any]) -> None:
         raise RuntimeError(f"{len(wrong)} runs answered something else, e.g. {wrong[0]!r}")
 
 
+def peer_throughput(workdir: Path, runs: int) -> dict[str, float]:
+    """Runs/s of the same chain as DBOS steps and as LangGraph nodes, one run after another."""
+    out = {}
+    for name, side in (("dbos", dbos_side), ("langgraph + SqliteSaver", langgraph_side)):
+        print(f"{name}, concurrency 1 ...", file=sys.stderr)
+        run, close, _ = side(workdir)
+        try:
+            run(COMPONENTS)  # warm-up, as for taskcanvas
+            out[name] = runs / sum(run(COMPONENTS) for _ in range(runs))
+        finally:
+            close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=400)
     parser.add_argument("--concurrency", type=int, action="append")
     parser.add_argument("--postgres", action="store_true")
+    parser.add_argument("--peer-runs", type=int, default=30, help="runs of each peer (0: no peers)")
     args = parser.parse_args()
     levels = args.concurrency or [1, 16, 256]
     rows = []
@@ -115,14 +136,25 @@ def main() -> None:
                 print(f"{backend}, concurrency {concurrency} ...", file=sys.stderr)
                 result = asyncio.run(measure(data_dir, url, concurrency, args.runs))
                 rows.append((backend, concurrency, result))
+        peers = peer_throughput(Path(tmp), args.peer_runs) if args.peer_runs else {}
     print(f"# Throughput: runs/s of a {COMPONENTS}-component canvas, one process ({datetime.date.today()})\n")
     print(f"- {platform.machine()}, {os.cpu_count()} cores; Python {platform.python_version()}; "
-          f"taskcanvas {version('taskcanvas')}; SQLite {sqlite3.sqlite_version}\n")
-    print("| database | concurrency | runs | seconds | runs/s | target ≥ 200 |")
-    print("|---|---|---|---|---|---|")
+          f"taskcanvas {version('taskcanvas')}; SQLite {sqlite3.sqlite_version}"
+          + "".join(f"; {p} {version(p)}" for p in ("dbos", "langgraph") if peers) + "\n")
+    fastest = max(peers.values(), default=None)
+    print("| database | concurrency | runs | seconds | runs/s | target ≥ 200 | × the faster peer (one run at a time) |")
+    print("|---|---|---|---|---|---|---|")
     for backend, concurrency, r in rows:
         met = "met" if r["per_second"] >= 200 else "not met"
-        print(f"| {backend} | {concurrency} | {r['runs']} | {r['seconds']:.2f} | {r['per_second']:.0f} | {met} |")
+        times = f"{r['per_second'] / fastest:.1f}" if fastest else "—"
+        print(f"| {backend} | {concurrency} | {r['runs']} | {r['seconds']:.2f} | {r['per_second']:.0f} | {met} "
+              f"| {times} |")
+    if peers:
+        print(f"\nPeers, the same {COMPONENTS}-step chain, {args.peer_runs} runs one after another (SQLite):\n")
+        print("| peer | runs/s |")
+        print("|---|---|")
+        for name, per_second in peers.items():
+            print(f"| {name} | {per_second:.1f} |")
 
 
 if __name__ == "__main__":
