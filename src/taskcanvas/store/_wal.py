@@ -60,9 +60,14 @@ class WalCheckpointer:
             self._thread = None
 
     def _work(self) -> None:
-        connection = sqlite3.connect(self._path, isolation_level=None)
+        # Housekeeping: whatever fails here, the log is still copied at commits, as without this thread.
         try:
+            connection = sqlite3.connect(self._path, isolation_level=None)
             connection.execute(f"PRAGMA synchronous={self._synchronous}")
+        except sqlite3.Error as e:
+            _log.warning("cannot open %s to copy its write-ahead log: %s", self._path, e)
+            return
+        try:
             while True:
                 self._wake.wait()
                 self._wake.clear()
@@ -71,7 +76,6 @@ class WalCheckpointer:
                 try:
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as e:
-                    # Housekeeping: the log is copied at commits, as without this thread.
                     _log.warning("copying the write-ahead log of %s failed: %s", self._path, e)
         finally:
             connection.close()
