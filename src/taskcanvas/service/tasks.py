@@ -198,18 +198,17 @@ class Tasks:
         ident = (ident or "").strip()
         if not ident:
             raise Invalid('"task" must be provided.', field="task")
-        task: Task | None = None
         task_id = parse_uuid(ident)
-        async with self.database.reading() as s:
-            if task_id is not None:
+        if task_id is not None:
+            async with self.database.reading() as s:  # by id, the view in the same unit (every poll comes here)
                 task = await TaskRepository(s).get(task_id)
-                if task is not None and task.deleted_at is not None:
-                    task = None
-        if task is None:
-            owner = await self.resolve_user(principal, owner_ref)
-            async with self.database.reading() as s:
-                task = await s.scalar(select(Task).where(
-                    Task.owner_id == owner.id, func.lower(Task.name) == ident.lower(), Task.deleted_at.is_(None)))
+                if task is not None and task.deleted_at is None:
+                    require(principal, Action.READ, resource(task))
+                    return (await _views_in(s, [task]))[0]
+        owner = await self.resolve_user(principal, owner_ref)
+        async with self.database.reading() as s:
+            task = await s.scalar(select(Task).where(
+                Task.owner_id == owner.id, func.lower(Task.name) == ident.lower(), Task.deleted_at.is_(None)))
         if task is None:
             raise NotFound()
         require(principal, Action.READ, resource(task))
@@ -480,16 +479,21 @@ class Tasks:
         if not tasks:
             return []
         async with self.database.reading() as s:
-            # ties on a state's time: the last one wins, as rows come ordered by state id
-            rows = {row[0]: row[1:] for row in await s.execute(_view_statement(), {"ids": [t.id for t in tasks]})}
-        views = []
-        for task in tasks:
-            owner, organization, agent, version, session, run, state = rows[task.id]
-            status = derive_status(task, run)
-            views.append(TaskView(task=task, owner=owner, organization=organization, agent=agent, version=version,
-                                  session=session, latest_run=run, status=status,
-                                  current_state=derive_state(status, state, run)))
-        return views
+            return await _views_in(s, tasks)
+
+
+async def _views_in(s: AsyncSession, tasks: Sequence[Task]) -> list[TaskView]:
+    """The views of ``tasks``, read in ``s``."""
+    # ties on a state's time: the last one wins, as rows come ordered by state id
+    rows = {row[0]: row[1:] for row in await s.execute(_view_statement(), {"ids": [t.id for t in tasks]})}
+    views = []
+    for task in tasks:
+        owner, organization, agent, version, session, run, state = rows[task.id]
+        status = derive_status(task, run)
+        views.append(TaskView(task=task, owner=owner, organization=organization, agent=agent, version=version,
+                              session=session, latest_run=run, status=status,
+                              current_state=derive_state(status, state, run)))
+    return views
 
 
 async def _user_in(s: AsyncSession, principal: Principal, ref: str) -> User:
