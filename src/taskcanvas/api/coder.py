@@ -302,7 +302,10 @@ async def _events(services: Services, principal: Principal, view: TaskView, star
         try:
             try:
                 current = current or await services.tasks.get_by_id(principal, view.task.id)
-                runs = await services.tasks.runs(principal, current)
+                latest = current.latest_run
+                # A session's runs are numbered from 1: a task on its first run has no other to read.
+                runs = [latest] if latest is not None and latest.number == 1 else \
+                    await services.tasks.runs(principal, current)
                 current = None
             except NotFound:
                 return  # deleted (or no longer visible): the stream ends
