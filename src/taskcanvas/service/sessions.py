@@ -82,12 +82,11 @@ class SessionView:
 
 @dataclass(frozen=True)
 class Turn:
-    """A turn handed to the executor: the session (made for it when ``created``) and its run."""
+    """A turn handed to the executor: the session (made for it, or continued) and its run."""
 
     session: Session
     run: Run
     agent: Agent
-    created: bool
 
 
 @dataclass(frozen=True)
@@ -261,7 +260,7 @@ class Sessions:
         except StoreConflict:
             raise SessionBusy() from None
         self.executor.submit(run.id)
-        return Turn(row, run, agent, False)
+        return Turn(row, run, agent)
 
     async def _first_turn(self, principal: Principal, agent_id: uuid.UUID | None, *, query: Any,
                           inputs: dict[str, Any], user_id: str | None, release: bool, name: str | None,
@@ -291,7 +290,7 @@ class Sessions:
         # With no run executing here, there is no commit to share.
         await self.database.journal.write(entry, alone=not self.executor.executing)
         self.executor.submit(run.id, first=FirstRun(run, row, chosen))
-        return Turn(row, run, agent, True)
+        return Turn(row, run, agent)
 
     async def webhook_target(self, agent_id: uuid.UUID | None) -> tuple[Agent, AgentVersion] | None:
         """The agent a webhook call names and the version it runs (the newest), without any account:
@@ -316,7 +315,7 @@ class Sessions:
             row.source = WEBHOOK_SOURCE
             run = await RunRepository(s).create(row.id, query="", inputs=dict(inputs))
         self.executor.submit(run.id)
-        return Turn(row, run, agent, True)
+        return Turn(row, run, agent)
 
     async def cancel(self, principal: Principal, session_id: str) -> bool:
         """Stop the running turn of one of the caller's sessions; whether one was stopped.
