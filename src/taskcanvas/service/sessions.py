@@ -82,11 +82,12 @@ class SessionView:
 
 @dataclass(frozen=True)
 class Turn:
-    """A turn handed to the executor: the session (made for it, or continued) and its run."""
+    """A turn handed to the executor: the session (made for it when ``created``) and its run."""
 
     session: Session
     run: Run
     agent: Agent
+    created: bool
 
 
 @dataclass(frozen=True)
@@ -260,7 +261,7 @@ class Sessions:
         except StoreConflict:
             raise SessionBusy() from None
         self.executor.submit(run.id)
-        return Turn(row, run, agent)
+        return Turn(row, run, agent, False)
 
     async def _first_turn(self, principal: Principal, agent_id: uuid.UUID | None, *, query: Any,
                           inputs: dict[str, Any], user_id: str | None, release: bool, name: str | None,
@@ -290,7 +291,7 @@ class Sessions:
         # With no run executing here, there is no commit to share.
         await self.database.journal.write(entry, alone=not self.executor.executing)
         self.executor.submit(run.id, first=FirstRun(run, row, chosen))
-        return Turn(row, run, agent)
+        return Turn(row, run, agent, True)
 
     async def webhook_target(self, agent_id: uuid.UUID | None) -> tuple[Agent, AgentVersion] | None:
         """The agent a webhook call names and the version it runs (the newest), without any account:
@@ -315,7 +316,7 @@ class Sessions:
             row.source = WEBHOOK_SOURCE
             run = await RunRepository(s).create(row.id, query="", inputs=dict(inputs))
         self.executor.submit(run.id)
-        return Turn(row, run, agent)
+        return Turn(row, run, agent, True)
 
     async def cancel(self, principal: Principal, session_id: str) -> bool:
         """Stop the running turn of one of the caller's sessions; whether one was stopped.
