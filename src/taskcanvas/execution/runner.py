@@ -189,6 +189,13 @@ class Executor:
         execution = self._executions[run_id] = _Execution(run_id, first=first)
         execution.task = asyncio.create_task(self._execute(execution), name=f"run {run_id}")
 
+    async def start_first(self, entry: Entry, first: FirstRun) -> None:
+        """Store a new session's first run with ``entry`` (its session, its audit entry...) in one
+        commit, then execute it from what was stored, without reading it back."""
+        # With no run executing here, there is no commit to share.
+        await self.database.journal.write(entry, alone=not self._executions)
+        self.submit(first.run.id, first=first)
+
     @property
     def executing(self) -> int:
         """How many runs execute (or wait for a slot) in this process."""

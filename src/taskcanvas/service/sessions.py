@@ -25,7 +25,6 @@ from typing import Any, Final
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import defer
 
 from taskcanvas.dsl.errors import DslError
 from taskcanvas.dsl.load import load_canvas
@@ -273,6 +272,7 @@ class Sessions:
             if agent is None or not _may(principal, Action.READ, agent, agent.owner_id, kind=ResourceKind.AGENT) \
                     or not _may(principal, Action.CREATE, agent, principal.user_id):
                 raise Forbidden(None, message=NO_ACCESS)
+            # Not its canvas: the executor builds a version's canvas once, and reads it then.
             version = await _newest_version(s, agent.id, released=release, with_dsl=False)
             chosen = await SettingRepository(s).get(default_models_key(principal.user_id)) \
                 if principal.user_id is not None else None
@@ -288,9 +288,7 @@ class Sessions:
                                           organization_id=agent.organization_id,
                                           details={"agent_id": str(agent.id)})):
             entry.add(new)
-        # With no run executing here, there is no commit to share.
-        await self.database.journal.write(entry, alone=not self.executor.executing)
-        self.executor.submit(run.id, first=FirstRun(run, row, chosen))
+        await self.executor.start_first(entry, FirstRun(run, row, chosen))
         return Turn(row, run, agent, True)
 
     async def webhook_target(self, agent_id: uuid.UUID | None) -> tuple[Agent, AgentVersion] | None:
@@ -423,12 +421,7 @@ class Sessions:
 
 async def _newest_version(s: AsyncSession, agent_id: uuid.UUID, *, released: bool, with_dsl: bool) -> AgentVersion:
     """The version a new session runs: the agent's newest (released, when asked)."""
-    statement = select(AgentVersion).where(AgentVersion.agent_id == agent_id)
-    if released:
-        statement = statement.where(AgentVersion.release.is_(True))
-    if not with_dsl:  # the executor builds a version's canvas once, and reads it then
-        statement = statement.options(defer(AgentVersion.dsl, raiseload=True))
-    version = await s.scalar(statement.order_by(AgentVersion.number.desc()).limit(1))
+    version = await AgentRepository(s).latest_version(agent_id, released=released, with_dsl=with_dsl)
     if version is None:
         raise NotFound(NO_RELEASE if released else "Agent has no version.")
     return version

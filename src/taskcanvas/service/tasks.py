@@ -344,11 +344,9 @@ class Tasks:
                 details={"name": name, "workspace_owner": owner.username, "template_version_id": str(version.id)})):
             entry.add(row)
         try:
-            # With no run executing here, there is no commit to share.
-            await self.database.journal.write(entry, alone=not self.executor.executing)
+            await self.executor.start_first(entry, FirstRun(run, session, chosen_models))
         except StoreConflict:
             raise Conflict(f'Workspace "{name}" already exists.', detail="name") from None
-        self.executor.submit(run.id, first=FirstRun(run, session, chosen_models))
         status = derive_status(task, run)
         return TaskView(task=task, owner=owner, organization=org, agent=agent, version=version,
                         session=session, latest_run=run, status=status, current_state=derive_state(status, None, run))

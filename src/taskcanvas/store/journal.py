@@ -271,19 +271,16 @@ def _converter(column_type: Any, dialect: Dialect) -> Any:
     if isinstance(column_type, JSON):
         return _json_text
     if isinstance(column_type, UTCDateTime):
-        return _sqlite_time
+        to_utc = column_type.process_bind_param
+        return lambda value: _sqlite_time(to_utc(value, dialect))
     if isinstance(column_type, Uuid) and column_type.as_uuid and not dialect.supports_native_uuid:
         return _uuid_hex
     return column_type.dialect_impl(dialect).bind_processor(dialect)
 
 
 def _sqlite_time(value: datetime.datetime | None) -> str | None:
-    """A :class:`UTCDateTime` as SQLite keeps it: UTC, without an offset, with microseconds."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value.isoformat()} given for a timezone-aware column")
-    return value.astimezone(datetime.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    """A UTC time (as :class:`UTCDateTime` binds it for SQLite) as SQLite keeps it: with microseconds."""
+    return None if value is None else value.isoformat(" ", "microseconds")
 
 
 def _uuid_hex(value: uuid.UUID | None) -> str | None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from taskcanvas.store.models import Agent, AgentVersion, Preset
 
@@ -64,10 +65,16 @@ class AgentRepository:
     async def get_version(self, version_id: uuid.UUID) -> AgentVersion | None:
         return await self._session.get(AgentVersion, version_id)
 
-    async def latest_version(self, agent_id: uuid.UUID) -> AgentVersion | None:
-        return await self._session.scalar(
-            select(AgentVersion).where(AgentVersion.agent_id == agent_id)
-            .order_by(AgentVersion.number.desc()).limit(1))
+    async def latest_version(self, agent_id: uuid.UUID, *, released: bool = False,
+                             with_dsl: bool = True) -> AgentVersion | None:
+        """The agent's newest version (newest released one, if ``released``); ``with_dsl=False``
+        leaves the canvas unread (reading it raises), for callers that only need the row."""
+        statement = select(AgentVersion).where(AgentVersion.agent_id == agent_id)
+        if released:
+            statement = statement.where(AgentVersion.release.is_(True))
+        if not with_dsl:
+            statement = statement.options(defer(AgentVersion.dsl, raiseload=True))
+        return await self._session.scalar(statement.order_by(AgentVersion.number.desc()).limit(1))
 
     async def versions(self, agent_id: uuid.UUID) -> list[AgentVersion]:
         """An agent's versions, newest first."""
